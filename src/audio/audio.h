@@ -1,0 +1,69 @@
+/*
+ * Streaming media decoder: opens any container FFmpeg's libavformat reads
+ * (detected from content, never from the file name), picks the best audio
+ * stream, decodes it with libavcodec and converts it with libswresample to
+ * 16 kHz mono float in [-1, 1]. Samples are delivered in bounded chunks so
+ * memory stays flat however long the input is.
+ */
+#ifndef HARK_AUDIO_AUDIO_H
+#define HARK_AUDIO_AUDIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HARK_AUDIO_RATE 16000
+
+struct hark_audio;  /* opaque decoder handle */
+
+struct hark_audio_info {
+	double duration_s;       /* container duration of the audio stream, 0 if unknown */
+	int src_rate;            /* source sample rate (Hz) */
+	int src_channels;
+	char codec[32];          /* codec short name, e.g. "mp3" */
+	char container[32];      /* demuxer short name, e.g. "wav", "mov,mp4,..." (truncated) */
+};
+
+struct hark_audio_params {
+	double offset_s;         /* skip this much audio at the start (>= 0) */
+	double duration_s;       /* deliver at most this much; 0 = all */
+	size_t chunk_samples;    /* samples per delivered chunk; 0 = 16000 (1 s) */
+	int channel;             /* -1 = downmix all channels (default); k = take channel k only */
+};
+
+struct hark_audio_params hark_audio_default_params(void);
+
+/*
+ * Opens path and probes it. Errors: HARK_ERR_NOT_FOUND, HARK_ERR_IS_DIR,
+ * HARK_ERR_PERMISSION, HARK_ERR_EMPTY, HARK_ERR_NOT_MEDIA, HARK_ERR_NO_AUDIO,
+ * HARK_ERR_UNSUPPORTED, HARK_ERR_CORRUPT, HARK_ERR_NOMEM. On error *out is
+ * NULL and err (errlen bytes) holds a one-line reason without the file name.
+ */
+int hark_audio_open(const char *path, const struct hark_audio_params *p,
+		    struct hark_audio **out, char *err, size_t errlen);
+
+/* Stream facts, valid after a successful open. */
+const struct hark_audio_info *hark_audio_info(const struct hark_audio *a);
+
+/*
+ * Decodes the next chunk. On success *pcm points at *n samples owned by the
+ * decoder (valid until the next call or close); *n == 0 means end of stream.
+ * A decode error mid-stream returns HARK_ERR_CORRUPT with the reason in err.
+ */
+int hark_audio_read(struct hark_audio *a, const float **pcm, size_t *n,
+		    char *err, size_t errlen);
+
+/* Seconds of audio delivered so far. */
+double hark_audio_position(const struct hark_audio *a);
+
+void hark_audio_close(struct hark_audio *a);
+
+/*
+ * Convenience: decodes the whole file (honouring p) into a new malloc'd
+ * buffer *pcm of *n samples. At most max_samples are accepted
+ * (HARK_ERR_LIMIT beyond). For tests and short clips only.
+ */
+int hark_audio_decode_all(const char *path, const struct hark_audio_params *p,
+			  size_t max_samples, float **pcm, size_t *n,
+			  char *err, size_t errlen);
+
+#endif /* HARK_AUDIO_AUDIO_H */
