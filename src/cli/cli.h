@@ -1,0 +1,42 @@
+/*
+ * Shared pieces of the `hark` command line: one entry point per subcommand
+ * (each in its own cmd_*.c file), the mapping from hark_err to process exit
+ * codes, uniform error reporting, and the terminal progress bar.
+ */
+#ifndef HARK_CLI_CLI_H
+#define HARK_CLI_CLI_H
+
+#include <stdio.h>
+
+#include "hark/hark.h"
+
+/* Subcommands: argv[0] is the subcommand name. Return a process exit code. */
+int hark_cli_transcribe(int argc, char **argv);
+int hark_cli_spot(int argc, char **argv);
+int hark_cli_models(int argc, char **argv);
+
+/*
+ * Exit codes: 0 success; 2 usage error (HARK_ERR_INVALID_ARG); otherwise
+ * 10 + err, so every error kind has its own code (e.g. 19 = no audio stream).
+ * See docs/CLI.md.
+ */
+#define HARK_EXIT_USAGE 2
+int hark_cli_exit_code(int err);
+
+/* Prints "hark: <subject>: <msg> [<code>]" to stderr, one line. subject may
+ * be NULL; msg NULL means hark_strerror(err). */
+void hark_cli_error(const char *subject, int err, const char *msg);
+
+/* Writes {"error":{"code","message","file"}} plus a newline to f. */
+void hark_cli_error_json(FILE *f, const char *subject, int err, const char *msg);
+
+/* Terminal progress bar on stderr, drawn only when stderr is a TTY and not
+ * quiet. Shows label, percent, speed as x real time and ETA. */
+struct hark_progress;
+struct hark_progress *hark_progress_new(const char *label, int quiet);
+/* fraction 0..1; audio_done_s = seconds of media processed so far. */
+void hark_progress_update(struct hark_progress *p, double fraction, double audio_done_s);
+/* Clears the bar line. NULL is a no-op. */
+void hark_progress_free(struct hark_progress *p);
+
+#endif /* HARK_CLI_CLI_H */
