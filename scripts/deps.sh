@@ -9,7 +9,7 @@ PKGS=(
   libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us pocketsphinx
   libjansson-dev libfftw3-dev libopenblas-dev libssl-dev libcurl4-openssl-dev
   libsqlite3-dev libcmocka-dev
-  espeak-ng ffmpeg sox
+  espeak-ng ffmpeg sox time python3
 )
 
 missing=()

@@ -130,6 +130,7 @@ struct hark_transcribe_params {
 	int n_threads;            /* 0 = model default */
 	double offset_s;          /* skip this many seconds at the start */
 	double duration_s;        /* transcribe at most this many seconds; 0 = all */
+	int channel;              /* -1 = downmix all channels (default); k = channel k only */
 	int translate;            /* Whisper: translate to English */
 	int beam_size;            /* Whisper: <= 1 greedy; default 5 */
 	int best_of;              /* Whisper: candidates when sampling; default 5 */
