@@ -15,9 +15,7 @@
 
 #include "api/transcribe_internal.h"
 #include "asr/engine.h"
-/* TEMPORARY until src/asr/whisper/wmodels.h lands: weak declarations. */
-int hark_wmodels_resolve(const char *name_or_path, char *out, size_t outlen) __attribute__((weak));
-int hark_wmodels_find_default(char *out, size_t outlen) __attribute__((weak));
+#include "asr/whisper/wmodels.h"
 #include "audio/audio.h"
 #include "format/transcript.h"
 
@@ -119,7 +117,7 @@ int hark_api_resolve_engine(const char *engine, const char *model_path,
 				engine = "pocketsphinx";
 			} else if (is_ggml_file(model_path)) {
 				engine = "whisper";
-			} else if (hark_wmodels_resolve && hark_wmodels_resolve(model_path, path_out, path_len) == HARK_OK) {
+			} else if (hark_wmodels_resolve(model_path, path_out, path_len) == HARK_OK) {
 				*ops = hark_engine_find("whisper");
 				return *ops ? HARK_OK : HARK_ERR_MODEL;
 			} else {
@@ -127,7 +125,7 @@ int hark_api_resolve_engine(const char *engine, const char *model_path,
 					model_path);
 				return HARK_ERR_MODEL;
 			}
-		} else if (hark_wmodels_find_default && hark_wmodels_find_default(path_out, path_len) == HARK_OK) {
+		} else if (hark_wmodels_find_default(path_out, path_len) == HARK_OK) {
 			engine = "whisper";
 			model_path = NULL;
 		} else {
@@ -141,7 +139,7 @@ int hark_api_resolve_engine(const char *engine, const char *model_path,
 	}
 	if (model_path && *model_path && !path_out[0]) {
 		if (strcmp(engine, "whisper") == 0) {
-			int rc = hark_wmodels_resolve ? hark_wmodels_resolve(model_path, path_out, path_len) : HARK_ERR_MODEL;
+			int rc = hark_wmodels_resolve(model_path, path_out, path_len);
 			if (rc != HARK_OK) {
 				set_err(err, errlen, "%s: Whisper model not found (looked at the path, "
 					"$HARK_MODELS and ~/.cache/hark/models)", model_path);
@@ -151,7 +149,7 @@ int hark_api_resolve_engine(const char *engine, const char *model_path,
 			snprintf(path_out, path_len, "%s", model_path);
 		}
 	} else if (!path_out[0] && strcmp(engine, "whisper") == 0) {
-		if (!hark_wmodels_find_default || hark_wmodels_find_default(path_out, path_len) != HARK_OK) {
+		if (hark_wmodels_find_default(path_out, path_len) != HARK_OK) {
 			set_err(err, errlen, "no Whisper model found: pass --model, set $HARK_MODELS, "
 				"or run 'hark models pull base.en'");
 			return HARK_ERR_MODEL;

@@ -7,25 +7,14 @@
 
 #include "asr/engine.h"
 
-/* TEMPORARY while engines land: weak references. */
-extern const struct hark_engine_ops hark_engine_whisper __attribute__((weak));
-extern const struct hark_engine_ops hark_engine_pocketsphinx __attribute__((weak));
-
-static const struct hark_engine_ops *engines[3];
-
-static void fill(void)
-{
-	size_t n = 0;
-	if (&hark_engine_whisper)
-		engines[n++] = &hark_engine_whisper;
-	if (&hark_engine_pocketsphinx)
-		engines[n++] = &hark_engine_pocketsphinx;
-	engines[n] = NULL;
-}
+static const struct hark_engine_ops *const engines[] = {
+	&hark_engine_whisper,
+	&hark_engine_pocketsphinx,
+	NULL,
+};
 
 const struct hark_engine_ops *hark_engine_find(const char *name)
 {
-	fill();
 	if (!name)
 		return NULL;
 	for (size_t i = 0; engines[i]; i++)
@@ -36,6 +25,5 @@ const struct hark_engine_ops *hark_engine_find(const char *name)
 
 const struct hark_engine_ops *const *hark_engine_list(void)
 {
-	fill();
-	return (const struct hark_engine_ops *const *)engines;
+	return engines;
 }

@@ -7,6 +7,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -405,6 +406,18 @@ static int mkdir_p(const char *dir)
 	return HARK_OK;
 }
 
+static void set_err(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+}
+
 /* Writes data to dir/stem.ext atomically (temp file + rename). */
 static int write_file(const char *dir, const char *stem, const char *ext, const char *data,
 		      size_t len, char *err, size_t errlen)
@@ -418,7 +431,7 @@ static int write_file(const char *dir, const char *stem, const char *ext, const 
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
 	f = fopen(tmp, "wb");
 	if (!f) {
-		snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+		set_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
 		return errno == EACCES ? HARK_ERR_PERMISSION : HARK_ERR_IO;
 	}
 	if (fwrite(data, 1, len, f) != len)
@@ -430,7 +443,7 @@ static int write_file(const char *dir, const char *stem, const char *ext, const 
 	if (rc == HARK_OK && rename(tmp, path) != 0)
 		rc = HARK_ERR_IO;
 	if (rc != HARK_OK) {
-		snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+		set_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
 		unlink(tmp);
 	}
 	return rc;
