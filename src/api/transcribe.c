@@ -121,8 +121,7 @@ int hark_api_resolve_engine(const char *engine, const char *model_path,
 				*ops = hark_engine_find("whisper");
 				return *ops ? HARK_OK : HARK_ERR_MODEL;
 			} else {
-				set_err(err, errlen, "%s: not a Whisper model file or PocketSphinx model directory",
-					model_path);
+				set_err(err, errlen, "not a Whisper model file or PocketSphinx model directory");
 				return HARK_ERR_MODEL;
 			}
 		} else if (hark_wmodels_find_default(path_out, path_len) == HARK_OK) {
@@ -141,8 +140,8 @@ int hark_api_resolve_engine(const char *engine, const char *model_path,
 		if (strcmp(engine, "whisper") == 0) {
 			int rc = hark_wmodels_resolve(model_path, path_out, path_len);
 			if (rc != HARK_OK) {
-				set_err(err, errlen, "%s: Whisper model not found (looked at the path, "
-					"$HARK_MODELS and ~/.cache/hark/models)", model_path);
+				set_err(err, errlen, "Whisper model not found (looked at the path, "
+					"$HARK_MODELS and ~/.cache/hark/models)");
 				return HARK_ERR_MODEL;
 			}
 		} else {

@@ -52,7 +52,8 @@ const struct hark_audio_info *hark_audio_info(const struct hark_audio *a);
 int hark_audio_read(struct hark_audio *a, const float **pcm, size_t *n,
 		    char *err, size_t errlen);
 
-/* Seconds of audio delivered so far. */
+/* Seconds of audio delivered so far, counted from the start of the cut
+ * (offset_s not included). */
 double hark_audio_position(const struct hark_audio *a);
 
 void hark_audio_close(struct hark_audio *a);

@@ -27,7 +27,8 @@ riff = b'WAVE' + b'fmt ' + struct.pack('<I', len(fmt)) + fmt + b'data' + struct.
 open(sys.argv[1], 'wb').write(b'RIFF' + struct.pack('<I', len(riff)) + riff)
 PY
 
-# expect NAME FILE EXIT_CODE JSON_CODE [extra args...]
+# expect NAME FILE EXIT_CODE JSON_CODE [extra args...]: the one stderr line must
+# name FILE (or the model, for -m cases)
 expect() {
   local name=$1 file=$2 want=$3 code=$4; shift 4
   local out err rc
@@ -37,7 +38,9 @@ expect() {
   if [ "$rc" -ne "$want" ]; then
     echo "FAIL $name: exit $rc, want $want; stderr: $err"; fail=1; return
   fi
-  if [ "$(grep -c . "$tmp/err")" -ne 1 ] || ! grep -qF "$file" "$tmp/err"; then
+  local subject=$file
+  [ "${1:-}" = -m ] && subject=$2   # model errors name the model
+  if [ "$(grep -c . "$tmp/err")" -ne 1 ] || ! grep -qF "$subject" "$tmp/err"; then
     echo "FAIL $name: want one stderr line naming the file, got: $err"; fail=1; return
   fi
   if ! grep -q "\"code\":\"$code\"" <<<"$out"; then
@@ -56,6 +59,12 @@ expect tiny-truncated-mp3 "$tmp/trunc_tiny.mp3" 20 corrupt_media
 expect unsupported-codec "$tmp/unsupported.wav" 21 unsupported_format
 expect bad-model     "$tmp/tone.mp3"           22 model_error -m "$tmp/notes.wav"
 expect missing-model "$tmp/tone.mp3"           22 model_error -m "$tmp/nope/model.bin"
+expect text-as-whisper-model "$tmp/tone.mp3"   22 model_error -m "$tmp/notes.wav" -e whisper
+expect missing-whisper-model "$tmp/tone.mp3"   22 model_error -m "$tmp/nope/ggml-x.bin" -e whisper
+if [ -f "$HARK_SHARED/whisper/models/micro-en.bin" ]; then
+  head -c 100000 "$HARK_SHARED/whisper/models/micro-en.bin" > "$tmp/trunc-model.bin"
+  expect truncated-whisper-model "$tmp/tone.mp3" 22 model_error -m "$tmp/trunc-model.bin" -e auto
+fi
 
 # a truncated but partly decodable mp3 is transcribed (its prefix), not rejected
 "$HARK" transcribe "$tmp/trunc_third.mp3" -q -e pocketsphinx --format json > "$tmp/t.json" 2>"$tmp/err"
