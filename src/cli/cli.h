@@ -31,7 +31,8 @@ void hark_cli_error(const char *subject, int err, const char *msg);
 void hark_cli_error_json(FILE *f, const char *subject, int err, const char *msg);
 
 /* Terminal progress bar on stderr, drawn only when stderr is a TTY and not
- * quiet. Shows label, percent, speed as x real time and ETA. */
+ * quiet. Shows label (copied, truncated to 47 bytes), percent, speed as x
+ * real time and ETA. */
 struct hark_progress;
 struct hark_progress *hark_progress_new(const char *label, int quiet);
 /* fraction 0..1; audio_done_s = seconds of media processed so far. */

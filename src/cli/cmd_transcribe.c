@@ -610,10 +610,15 @@ int hark_cli_transcribe(int argc, char **argv)
 				return hark_cli_exit_code(rc);
 			}
 		}
-		if (o.n_inputs > 1)
-			snprintf(label, sizeof(label), "[%zu/%zu] %s", i + 1, o.n_inputs, path);
-		else
-			snprintf(label, sizeof(label), "%s", path);
+		{
+			const char *base = strrchr(path, '/');
+
+			base = base ? base + 1 : path;
+			if (o.n_inputs > 1)
+				snprintf(label, sizeof(label), "[%zu/%zu] %s", i + 1, o.n_inputs, base);
+			else
+				snprintf(label, sizeof(label), "%s", base);
+		}
 		pc.bar = hark_progress_new(label, o.quiet);
 		tp.language = o.language;
 		tp.n_threads = o.threads;

@@ -81,13 +81,10 @@ static int term_width(void)
 struct hark_progress *hark_progress_new(const char *label, int quiet)
 {
 	struct hark_progress *p = calloc(1, sizeof(*p));
-	const char *base;
 
 	if (!p)
 		return NULL;
-	base = label ? strrchr(label, '/') : NULL;
-	base = base ? base + 1 : (label ? label : "");
-	snprintf(p->label, sizeof(p->label), "%s", base);
+	snprintf(p->label, sizeof(p->label), "%s", label ? label : "");
 	p->active = !quiet && isatty(STDERR_FILENO);
 	p->last_draw = -1;
 	clock_gettime(CLOCK_MONOTONIC, &p->t0);
