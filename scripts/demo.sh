@@ -14,15 +14,15 @@ if [ -z "$FILE" ]; then
     echo "demo: synthesizing a two-voice meeting with espeak-ng" >&2
     i=0
     while IFS='|' read -r voice line; do
-      espeak-ng -v "$voice" -s 150 -w "$DEMO_DIR/turn$i.wav" "$line"
+      espeak-ng -v "$voice" -s 140 -w "$DEMO_DIR/turn$i.wav" "$line"
       sox -q "$DEMO_DIR/turn$i.wav" -r 16000 -c 1 "$DEMO_DIR/turn$i.r.wav" pad 0 0.4
       i=$((i + 1))
     done <<'TURNS'
-en-us+m3|Good morning everyone. Let's review the budget for the next quarter.
+en-us+m1|Good morning everyone. Let's review the budget for the next quarter.
 en-us+f2|Thanks. The marketing budget is ten percent over plan.
-en-us+m3|Then we need to cut travel costs. Alice, can you prepare a proposal by Friday?
+en-us+m1|Then we need to cut travel costs. Alice, can you prepare a proposal by Friday?
 en-us+f2|Yes, I will send the proposal by Friday. We also agreed to hire two engineers.
-en-us+m3|Great. Let's meet again next week to decide on the deadline.
+en-us+m1|Great. Let's meet again next week to decide on the deadline.
 TURNS
     sox -q "$DEMO_DIR"/turn[0-9].r.wav "$FILE"
     rm -f "$DEMO_DIR"/turn*.wav
