@@ -298,9 +298,9 @@ static int read_cmninit(ps_decoder_t *ps, float *v)
 		if (end == s)
 			break;
 		v[n++] = x;
+		while (*end == ',' || *end == ' ')
+			end++;
 		s = end;
-		while (*s == ',' || *s == ' ')
-			s++;
 	}
 	return n;
 }

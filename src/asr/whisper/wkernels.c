@@ -1349,7 +1349,9 @@ int hark_wk_matmul_raw_ex(int type, const void *w, int64_t k, int64_t rows, size
 		if (g_has_avx2) {
 			unsigned char *p8 = (unsigned char *)sc->buf + xqb;
 			j.xl = (const int8_t *)p8;
+			/* cppcheck-suppress invalidPointerCast ; 64-byte aligned scratch */
 			j.xd = (const float *)(p8 + xlb);
+			/* cppcheck-suppress invalidPointerCast ; 64-byte aligned scratch */
 			j.xs = (const float *)(p8 + xlb + xdb);
 			j.unp = p8 + xlb + 2 * xdb;
 			j.unp_stride = ustride;
@@ -1381,6 +1383,7 @@ int hark_wk_matmul_raw_ex(int type, const void *w, int64_t k, int64_t rows, size
 		j.ldx = ldx;
 	}
 	if (gemm) {
+		/* cppcheck-suppress invalidPointerCast ; 64-byte aligned scratch */
 		j.tiles = (float *)((char *)sc->buf + ((xbytes + 63) & ~(size_t)63));
 		int nt = (int)(((rows + GEMM_TILE - 1) / GEMM_TILE) * ((n + GEMM_XCHUNK - 1) / GEMM_XCHUNK));
 		hark_tpool_run_ex(pool, mm_gemm_task, &j, nt);

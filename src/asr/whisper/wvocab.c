@@ -266,7 +266,7 @@ static size_t pretok(const unsigned char *s, size_t n, size_t i)
 				return 1 + l;
 		}
 	}
-	int (*cls[3])(unsigned char) = {c_alpha, c_digit, c_other};
+	static int (*const cls[3])(unsigned char) = {c_alpha, c_digit, c_other};
 	for (int k = 0; k < 3; k++) {
 		size_t j = i;
 		if (s[j] == ' ' && j + 1 < n && cls[k](s[j + 1]))
@@ -387,7 +387,7 @@ int hark_wutf8_feed(struct hark_wutf8 *c, const char *piece, size_t n, char *out
 		out_append(out, cap, len, piece, keep - nt);
 	}
 	/* new carry = last `hold` bytes of the joined sequence */
-	unsigned char nc[4];
+	unsigned char nc[4] = {0};
 	for (size_t k = 0; k < hold; k++) {
 		size_t idx = total - hold + k;
 		nc[k] = idx < nt ? (unsigned char)tmp[idx] : (unsigned char)piece[idx - nt];
