@@ -126,9 +126,11 @@ static int parse_formats(const char *list, unsigned *mask)
 {
 	char buf[128], *tok, *save = NULL;
 
-	if (strlen(list) >= sizeof(buf))
+	size_t len = strlen(list);
+
+	if (len >= sizeof(buf))
 		return -1;
-	strcpy(buf, list);
+	memcpy(buf, list, len + 1);
 	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		enum hark_format f;
 
@@ -206,7 +208,8 @@ static int expand_dir(struct opts *o, const char *dir, int depth)
 		}
 		n++;
 	}
-	qsort(names, n, sizeof(*names), cmp_names);
+	if (n > 1)
+		qsort(names, n, sizeof(*names), cmp_names);
 	for (size_t i = 0; i < n && rc == HARK_OK; i++) {
 		char path[4096];
 		struct stat st;
