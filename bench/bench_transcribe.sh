@@ -8,7 +8,8 @@ set -euo pipefail
 HARK=${1:?usage: bench_transcribe.sh HARK_BINARY [ENGINE [MODEL]]}
 ENGINE=${2:-pocketsphinx}
 MODEL=${3:-}
-REPEAT=${REPEAT:-3}
+REPEAT=${REPEAT:-3}            # runs per clip (best wall time is kept)
+LONG_REPEAT=${LONG_REPEAT:-1}  # runs of the 30-minute file
 SHARED=${HARK_SHARED:-$(dirname "$0")/../../shared}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
@@ -29,9 +30,9 @@ sox -q $(cat "$list") "$tmp/long30.wav" trim 0 1800
 args=(-q -e "$ENGINE")
 [ -n "$MODEL" ] && args+=(-m "$MODEL")
 
-run_one() { # file -> "seconds rss_kb" (best wall of REPEAT)
+run_one() { # file repeats -> "seconds rss_kb" (best wall time, max RSS)
   local best="" rss=0 out
-  for _ in $(seq "$REPEAT"); do
+  for _ in $(seq "$2"); do
     out=$(/usr/bin/time -f '%e %M' "$HARK" transcribe "$1" "${args[@]}" 2>&1 >/dev/null | tail -n 1)
     local t=${out% *} m=${out#* }
     if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best=$t; fi
@@ -46,7 +47,8 @@ tot_audio=0; tot_wall=0
 for c in "${clips[@]}" long30; do
   if [ "$c" = long30 ]; then f="$tmp/long30.wav"; name="30-min concatenation"; else f="$SHARED/audio/$c"; name=$c; fi
   dur=$(soxi -D "$f")
-  read -r wall rss < <(run_one "$f")
+  if [ "$c" = long30 ]; then reps=$LONG_REPEAT; else reps=$REPEAT; fi
+  read -r wall rss < <(run_one "$f" "$reps")
   awk -v n="$name" -v d="$dur" -v w="$wall" -v r="$rss" \
     'BEGIN{printf "| %s | %.1f | %.2f | %.1f | %.0f |\n", n, d, w, (w>0? d/w : 0), r/1024}'
   if [ "$c" != long30 ]; then
