@@ -8,3 +8,6 @@ echo "# hark benchmarks — $(date -u +%F) — $(uname -m), $(nproc) cores, $(gr
 echo
 echo "## transcription (PocketSphinx)"
 bench/bench_transcribe.sh "$BUILD/hark" pocketsphinx
+echo
+echo "## Whisper engine (random-weight models of real dimensions)"
+bench/bench_whisper.sh "$BUILD"
