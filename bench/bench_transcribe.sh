@@ -2,7 +2,10 @@
 # Transcription benchmark: x real time and peak RSS of `hark transcribe` on
 # every shared clip and on a 30-minute file built by concatenating them.
 # Each file runs in a fresh process (so peak RSS is per file), best of
-# $REPEAT runs. Prints a markdown table.
+# $REPEAT runs. With the PocketSphinx engine the anchor is Debian's
+# `pocketsphinx_continuous -infile` on the same audio (as a clean 16 kHz WAV),
+# timed in the same run (ANCHOR_LONG=1 also times it on the 30-minute file).
+# Prints a markdown table.
 #   usage: bench/bench_transcribe.sh HARK_BINARY [ENGINE [MODEL]]
 set -euo pipefail
 HARK=${1:?usage: bench_transcribe.sh HARK_BINARY [ENGINE [MODEL]]}
@@ -10,6 +13,7 @@ ENGINE=${2:-pocketsphinx}
 MODEL=${3:-}
 REPEAT=${REPEAT:-3}            # runs per clip (best wall time is kept)
 LONG_REPEAT=${LONG_REPEAT:-1}  # runs of the 30-minute file
+ANCHOR_LONG=${ANCHOR_LONG:-0}
 SHARED=${HARK_SHARED:-$(dirname "$0")/../../shared}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
@@ -41,19 +45,30 @@ run_one() { # file repeats -> "seconds rss_kb" (best wall time, max RSS)
   echo "$best $rss"
 }
 
-echo "| file | audio s | wall s | x real time | peak RSS MB |"
-echo "|---|---|---|---|---|"
-tot_audio=0; tot_wall=0
+anchor() { # 16 kHz wav -> wall seconds of pocketsphinx_continuous
+  /usr/bin/time -f '%e' pocketsphinx_continuous -infile "$1" -logfn /dev/null 2>&1 >/dev/null | tail -n 1
+}
+
+echo "| file | audio s | hark wall s | hark x real time | peak RSS MB | anchor wall s | hark speed / anchor |"
+echo "|---|---|---|---|---|---|---|"
+tot_audio=0; tot_wall=0; tot_anchor=0; j=0
 for c in "${clips[@]}" long30; do
-  if [ "$c" = long30 ]; then f="$tmp/long30.wav"; name="30-min concatenation"; else f="$SHARED/audio/$c"; name=$c; fi
+  if [ "$c" = long30 ]; then f="$tmp/long30.wav"; wav=$f; name="30-min concatenation"
+  else f="$SHARED/audio/$c"; wav="$tmp/c$j.wav"; name=$c; j=$((j + 1)); fi
   dur=$(soxi -D "$f")
   if [ "$c" = long30 ]; then reps=$LONG_REPEAT; else reps=$REPEAT; fi
   read -r wall rss < <(run_one "$f" "$reps")
-  awk -v n="$name" -v d="$dur" -v w="$wall" -v r="$rss" \
-    'BEGIN{printf "| %s | %.1f | %.2f | %.1f | %.0f |\n", n, d, w, (w>0? d/w : 0), r/1024}'
+  a=""
+  if [ "$ENGINE" = pocketsphinx ] && { [ "$c" != long30 ] || [ "$ANCHOR_LONG" = 1 ]; }; then a=$(anchor "$wav"); fi
+  awk -v n="$name" -v d="$dur" -v w="$wall" -v r="$rss" -v a="$a" \
+    'BEGIN{printf "| %s | %.1f | %.2f | %.1f | %.0f | %s | %s |\n", n, d, w, (w>0? d/w : 0), r/1024,
+           (a==""? "-" : a), (a==""? "-" : sprintf("%.2f", a/w))}'
   if [ "$c" != long30 ]; then
-    tot_audio=$(awk -v a="$tot_audio" -v d="$dur" 'BEGIN{print a+d}')
-    tot_wall=$(awk -v a="$tot_wall" -v w="$wall" 'BEGIN{print a+w}')
+    tot_audio=$(awk -v x="$tot_audio" -v d="$dur" 'BEGIN{print x+d}')
+    tot_wall=$(awk -v x="$tot_wall" -v w="$wall" 'BEGIN{print x+w}')
+    [ -n "$a" ] && tot_anchor=$(awk -v x="$tot_anchor" -v y="$a" 'BEGIN{print x+y}')
   fi
 done
-awk -v d="$tot_audio" -v w="$tot_wall" 'BEGIN{printf "| all shared clips (sum) | %.1f | %.2f | %.1f | |\n", d, w, d/w}'
+awk -v d="$tot_audio" -v w="$tot_wall" -v a="$tot_anchor" \
+  'BEGIN{printf "| all shared clips (sum) | %.1f | %.2f | %.1f | | %s | %s |\n", d, w, d/w,
+         (a>0? a : "-"), (a>0? sprintf("%.2f", a/w) : "-")}'
