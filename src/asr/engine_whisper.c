@@ -4,7 +4,9 @@
  * model (mmap'd weights + tokenizer tables) is immutable and shared; every
  * run gets a state holding its thread pool, mel accumulator and network
  * buffers. Streaming: feed() turns PCM into log-mel frames immediately (the
- * PCM itself is not kept; 4 bytes per mel band per 10 ms are), and finish()
+ * PCM itself is not kept; 4 bytes per mel band per 10 ms are, the first 10
+ * minutes in memory and the rest in an unlinked temporary file, so memory
+ * stays flat however long the input), and finish()
  * applies whisper.cpp's global-max clamp and decodes every 30 s window; see
  * docs/WHISPER.md for why decoding waits for the end of the input (the clamp
  * and the end-of-audio rules need the whole spectrogram to be exact).
@@ -233,8 +235,12 @@ static int feed(void *state, const float *pcm, size_t n, char *err, size_t errle
 		return HARK_ERR_CANCELED;
 	int rc = hark_wmel_feed(s->mel, pcm, n);
 	if (rc) {
-		snprintf(err, errlen, rc == HARK_ERR_LIMIT ? "audio longer than the Whisper engine's limit"
-							  : "cannot compute the spectrogram");
+		if (rc == HARK_ERR_LIMIT)
+			snprintf(err, errlen, "audio longer than the Whisper engine's limit (24 h)");
+		else if (*hark_wmel_error(s->mel))
+			snprintf(err, errlen, "%s", hark_wmel_error(s->mel));
+		else
+			snprintf(err, errlen, "cannot compute the spectrogram");
 		s->failed = 1;
 	}
 	return rc;
@@ -409,7 +415,10 @@ static int finish(void *state, struct hark_transcript *out, char *err, size_t er
 		return HARK_ERR_INVALID_ARG;
 	}
 	if ((rc = hark_wmel_finish(s->mel))) {
-		snprintf(err, errlen, "cannot finish the spectrogram");
+		if (*hark_wmel_error(s->mel))
+			snprintf(err, errlen, "%s", hark_wmel_error(s->mel));
+		else
+			snprintf(err, errlen, "cannot finish the spectrogram");
 		goto out;
 	}
 	if ((rc = hark_wdecode_run(s->model->m, s->model->v, s->net, s->mel, &s->dp, &res, err, errlen)))

@@ -567,8 +567,12 @@ static int canceled(const struct hark_wdecode_params *p)
 static int detect_language(struct run *R, float *prob, char *err, size_t errlen)
 {
 	const struct hark_wmodel *m = R->m;
-	hark_wmel_window(R->mel, 0, 2 * m->hp.n_audio_ctx, hark_wnet_mel_buffer(R->net));
-	int rc = hark_wnet_encode(R->net);
+	int rc = hark_wmel_window(R->mel, 0, 2 * m->hp.n_audio_ctx, hark_wnet_mel_buffer(R->net));
+	if (rc) {
+		snprintf(err, errlen, "%s", hark_wmel_error(R->mel));
+		return -HARK_ERR_IO;
+	}
+	rc = hark_wnet_encode(R->net);
 	if (rc) {
 		snprintf(err, errlen, "whisper encoder failed");
 		return -1;
@@ -678,7 +682,7 @@ int hark_wdecode_run(const struct hark_wmodel *m, const struct hark_wvocab *v, s
 		float prob = 0.0f;
 		int id = detect_language(&R, &prob, err, errlen);
 		if (id < 0) {
-			rc = HARK_ERR_ENGINE;
+			rc = id == -HARK_ERR_IO ? HARK_ERR_IO : HARK_ERR_ENGINE;
 			goto out;
 		}
 		out->lang_id = id;
@@ -743,7 +747,10 @@ int hark_wdecode_run(const struct hark_wmodel *m, const struct hark_wvocab *v, s
 			rc = HARK_ERR_CANCELED;
 			goto out;
 		}
-		hark_wmel_window(mel, seek, 2 * m->hp.n_audio_ctx, hark_wnet_mel_buffer(net));
+		if ((rc = hark_wmel_window(mel, seek, 2 * m->hp.n_audio_ctx, hark_wnet_mel_buffer(net)))) {
+			snprintf(err, errlen, "%s", hark_wmel_error(mel));
+			goto out;
+		}
 		if ((rc = hark_wnet_encode(net))) {
 			snprintf(err, errlen, "whisper encoder failed");
 			goto out;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "asr/whisper/wmelstore.h"
 #include "hark/hark.h"
 
 #define BUF_CAP 16384  /* samples held at once (>= 400 + a feed slice) */
@@ -39,9 +40,8 @@ struct hark_wmel {
 	size_t buf_lo, buf_n;
 	size_t n_fed;
 
-	float *frames;           /* [n_frames][n_mel], pre-clamp log10 */
-	size_t n_frames, cap_frames;
-	float vmax;              /* max over stored frames */
+	struct hark_wmelstore *store; /* frames [n_frames][n_mel], pre-clamp log10 */
+	size_t n_frames;
 
 	int finished;
 	int n_len, n_len_org;
@@ -54,6 +54,12 @@ int hark_wmel_new(int n_mel, const float *filters, struct hark_wmel **out)
 }
 
 int hark_wmel_new_ex(int n_mel, const float *filters, int use_fftw, struct hark_wmel **out)
+{
+	return hark_wmel_new_store(n_mel, filters, use_fftw, NULL, out);
+}
+
+int hark_wmel_new_store(int n_mel, const float *filters, int use_fftw,
+			const struct hark_wmelstore_params *sp, struct hark_wmel **out)
 {
 	*out = NULL;
 	if (n_mel <= 0 || n_mel > 512 || !filters)
@@ -87,7 +93,12 @@ int hark_wmel_new_ex(int n_mel, const float *filters, int use_fftw, struct hark_
 		hark_wmel_free(m);
 		return HARK_ERR_NOMEM;
 	}
-	m->vmax = -INFINITY;
+	struct hark_wmelstore_params dp = hark_wmelstore_default_params();
+	dp.max_frames = HARK_WMEL_MAX_FRAMES;
+	if (hark_wmelstore_open(n_mel, sp ? sp : &dp, &m->store)) {
+		hark_wmel_free(m);
+		return HARK_ERR_NOMEM;
+	}
 	*out = m;
 	return HARK_OK;
 }
@@ -103,7 +114,7 @@ void hark_wmel_free(struct hark_wmel *m)
 	}
 	fftwf_free(m->fin);
 	fftwf_free(m->fout);
-	free(m->frames);
+	hark_wmelstore_close(m->store);
 	free(m->buf);
 	free(m->filters);
 	free(m);
@@ -130,22 +141,9 @@ static float sample_at(const struct hark_wmel *m, long s)
 
 static int push_frame(struct hark_wmel *m, const float *vals)
 {
-	if (m->n_frames == m->cap_frames) {
-		if (m->cap_frames >= (size_t)HARK_WMEL_MAX_FRAMES)
-			return HARK_ERR_LIMIT;
-		size_t nc = m->cap_frames ? m->cap_frames * 2 : 4096;
-		if (nc > (size_t)HARK_WMEL_MAX_FRAMES)
-			nc = HARK_WMEL_MAX_FRAMES;
-		float *nf = realloc(m->frames, sizeof(float) * nc * (size_t)m->n_mel);
-		if (!nf)
-			return HARK_ERR_NOMEM;
-		m->frames = nf;
-		m->cap_frames = nc;
-	}
-	memcpy(m->frames + m->n_frames * (size_t)m->n_mel, vals, sizeof(float) * (size_t)m->n_mel);
-	for (int j = 0; j < m->n_mel; j++)
-		if (vals[j] > m->vmax)
-			m->vmax = vals[j];
+	int rc = hark_wmelstore_append(m->store, vals);
+	if (rc)
+		return rc;
 	m->n_frames++;
 	return HARK_OK;
 }
@@ -310,7 +308,7 @@ int hark_wmel_finish(struct hark_wmel *m)
 	m->n_len = (int)n_len;
 	m->n_len_org = (int)(1 + ((long)n + 200 - HARK_WMEL_N_FFT) / HARK_WMEL_HOP);
 	/* frames past n_comp hold log10(1e-10) = -10 */
-	float vmax = m->vmax;
+	float vmax = hark_wmelstore_max(m->store);
 	const float floor_v = (float)log10(1e-10);
 	if ((long)m->n_frames < n_len && floor_v > vmax)
 		vmax = floor_v;
@@ -326,22 +324,42 @@ static float norm_val(const struct hark_wmel *m, float v)
 	return (float)(((double)v + 4.0) / 4.0);
 }
 
-void hark_wmel_window(const struct hark_wmel *m, int offset, int n_frames, float *dst)
+const char *hark_wmel_error(const struct hark_wmel *m)
+{
+	return hark_wmelstore_error(m->store);
+}
+
+int hark_wmel_window(const struct hark_wmel *m, int offset, int n_frames, float *dst)
 {
 	const int nm = m->n_mel;
 	const float floor_n = norm_val(m, (float)log10(1e-10));
-	for (int t = 0; t < n_frames; t++) {
+	float tmp[8192]; /* stored frames are read back in chunks of 8192 / nm */
+	const int chunk = 8192 / nm;
+	for (int t = 0; t < n_frames;) {
 		const long f = (long)offset + t;
 		if (f >= m->n_len || f < 0) {
 			for (int j = 0; j < nm; j++)
 				dst[(size_t)j * n_frames + t] = 0.0f;
+			t++;
 		} else if ((size_t)f >= m->n_frames) {
 			for (int j = 0; j < nm; j++)
 				dst[(size_t)j * n_frames + t] = floor_n;
+			t++;
 		} else {
-			const float *src = m->frames + (size_t)f * nm;
-			for (int j = 0; j < nm; j++)
-				dst[(size_t)j * n_frames + t] = norm_val(m, src[j]);
+			long n = (long)m->n_frames - f;
+			if (n > n_frames - t)
+				n = n_frames - t;
+			if (n > chunk)
+				n = chunk;
+			int rc = hark_wmelstore_read(m->store, (size_t)f, (size_t)(f + n), tmp);
+			if (rc)
+				return rc;
+			for (long i = 0; i < n; i++, t++) {
+				const float *src = tmp + (size_t)i * nm;
+				for (int j = 0; j < nm; j++)
+					dst[(size_t)j * n_frames + t] = norm_val(m, src[j]);
+			}
 		}
 	}
+	return HARK_OK;
 }

@@ -3,7 +3,8 @@
  * float) is fed in chunks; every 10 ms frame is transformed (Hann window,
  * 400-point FFT, power spectrum, mel filter bank, log10) as soon as
  * its samples are present, and only the pre-clamp log-mel values are kept
- * (n_mel floats per frame), never the PCM. whisper.cpp clamps every value to
+ * (n_mel floats per frame, in a wmelstore: the first 10 minutes in memory,
+ * the rest in an unlinked temporary file), never the PCM. whisper.cpp clamps every value to
  * (global max - 8) and maps v -> (v + 4) / 4, where the max runs over the
  * whole padded spectrogram; hark_wmel_window() applies that clamp with the
  * final global max once hark_wmel_finish() has been called, so windows are
@@ -16,11 +17,13 @@
 
 #include <stddef.h>
 
+#include "asr/whisper/wmelstore.h"
+
 #define HARK_WMEL_N_FFT 400
 #define HARK_WMEL_HOP 160
 #define HARK_WMEL_N_BINS 201
-/* Cap on stored frames: 12 hours of audio (100 frames per second). */
-#define HARK_WMEL_MAX_FRAMES (12L * 3600L * 100L)
+/* Cap on stored frames: 24 hours of audio (100 frames per second). */
+#define HARK_WMEL_MAX_FRAMES (24L * 3600L * 100L)
 
 struct hark_wmel;
 
@@ -38,10 +41,16 @@ int hark_wmel_new(int n_mel, const float *filters, struct hark_wmel **out);
  * of whisper.cpp's mel but not bit-identical. */
 int hark_wmel_new_ex(int n_mel, const float *filters, int use_fftw, struct hark_wmel **out);
 
+/* Same, with the frame store's parameters (sp copied; NULL = the defaults
+ * with max_frames = HARK_WMEL_MAX_FRAMES): lets tests force spilling. */
+int hark_wmel_new_store(int n_mel, const float *filters, int use_fftw,
+			const struct hark_wmelstore_params *sp, struct hark_wmel **out);
+
 void hark_wmel_free(struct hark_wmel *m);
 
 /* Appends n samples. Returns HARK_ERR_LIMIT past HARK_WMEL_MAX_FRAMES,
- * HARK_ERR_NOMEM, HARK_ERR_INVALID_ARG after finish. */
+ * HARK_ERR_NOMEM, HARK_ERR_IO when the frame spill file cannot be written
+ * (disk full; see hark_wmel_error), HARK_ERR_INVALID_ARG after finish. */
 int hark_wmel_feed(struct hark_wmel *m, const float *pcm, size_t n);
 
 /* Ends the input: computes the trailing frames against the 30 s zero pad
@@ -59,8 +68,12 @@ int hark_wmel_n_len_org(const struct hark_wmel *m);
 /*
  * After finish: writes the normalised log-mel of frames [offset, offset +
  * n_frames) into dst laid out [n_mel][n_frames] (row-major by mel), exactly
- * as whisper.cpp's encoder input: frames >= n_len are 0.
+ * as whisper.cpp's encoder input: frames >= n_len are 0. Returns HARK_OK, or
+ * HARK_ERR_IO when spilled frames cannot be read back (see hark_wmel_error).
  */
-void hark_wmel_window(const struct hark_wmel *m, int offset, int n_frames, float *dst);
+int hark_wmel_window(const struct hark_wmel *m, int offset, int n_frames, float *dst);
+
+/* Message of the last frame-store failure ("" if none); owned by m. */
+const char *hark_wmel_error(const struct hark_wmel *m);
 
 #endif /* HARK_ASR_WHISPER_WMEL_H */
