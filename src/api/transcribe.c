@@ -6,7 +6,6 @@
  * the input file even when --offset skipped its beginning.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 #include "asr/whisper/wmodels.h"
 #include "audio/audio.h"
 #include "format/transcript.h"
+#include "util/errbuf.h"
 
 #define CHUNK_SAMPLES 16000 /* 1 s of audio per feed */
 
@@ -32,20 +32,6 @@ struct hark_ctx {
 	struct hark_model *model;
 	char errmsg[512];
 };
-
-static void set_err(char *buf, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!buf || !len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-}
 
 static int default_threads(void)
 {
@@ -121,7 +107,7 @@ int hark_api_resolve_engine(const char *engine, const char *model_path,
 				*ops = hark_engine_find("whisper");
 				return *ops ? HARK_OK : HARK_ERR_MODEL;
 			} else {
-				set_err(err, errlen, "not a Whisper model file or PocketSphinx model directory");
+				hark_errbuf_set(err, errlen, "not a Whisper model file or PocketSphinx model directory");
 				return HARK_ERR_MODEL;
 			}
 		} else if (hark_wmodels_find_default(path_out, path_len) == HARK_OK) {
@@ -133,14 +119,14 @@ int hark_api_resolve_engine(const char *engine, const char *model_path,
 	}
 	*ops = hark_engine_find(engine);
 	if (!*ops) {
-		set_err(err, errlen, "unknown engine '%s' (expected pocketsphinx, whisper or auto)", engine);
+		hark_errbuf_set(err, errlen, "unknown engine '%s' (expected pocketsphinx, whisper or auto)", engine);
 		return HARK_ERR_INVALID_ARG;
 	}
 	if (model_path && *model_path && !path_out[0]) {
 		if (strcmp(engine, "whisper") == 0) {
 			int rc = hark_wmodels_resolve(model_path, path_out, path_len);
 			if (rc != HARK_OK) {
-				set_err(err, errlen, "Whisper model not found (looked at the path, "
+				hark_errbuf_set(err, errlen, "Whisper model not found (looked at the path, "
 					"$HARK_MODELS and ~/.cache/hark/models)");
 				return HARK_ERR_MODEL;
 			}
@@ -149,7 +135,7 @@ int hark_api_resolve_engine(const char *engine, const char *model_path,
 		}
 	} else if (!path_out[0] && strcmp(engine, "whisper") == 0) {
 		if (hark_wmodels_find_default(path_out, path_len) != HARK_OK) {
-			set_err(err, errlen, "no Whisper model found: pass --model, set $HARK_MODELS, "
+			hark_errbuf_set(err, errlen, "no Whisper model found: pass --model, set $HARK_MODELS, "
 				"or run 'hark models pull base.en'");
 			return HARK_ERR_MODEL;
 		}
@@ -171,7 +157,7 @@ int hark_model_load(const struct hark_model_params *params, struct hark_model **
 	if (!params)
 		params = &defaults;
 	if (params->n_threads < 0) {
-		set_err(err, errlen, "n_threads must be >= 0");
+		hark_errbuf_set(err, errlen, "n_threads must be >= 0");
 		return HARK_ERR_INVALID_ARG;
 	}
 	m = calloc(1, sizeof(*m));
@@ -261,15 +247,15 @@ static int check_params(struct hark_ctx *ctx, const struct hark_transcribe_param
 {
 	if (p->offset_s < 0 || p->duration_s < 0 || p->offset_s != p->offset_s ||
 	    p->duration_s != p->duration_s) {
-		set_err(ctx->errmsg, sizeof(ctx->errmsg), "offset and duration must be >= 0");
+		hark_errbuf_set(ctx->errmsg, sizeof(ctx->errmsg), "offset and duration must be >= 0");
 		return HARK_ERR_INVALID_ARG;
 	}
 	if (p->channel < -1 || p->channel > 63) {
-		set_err(ctx->errmsg, sizeof(ctx->errmsg), "channel must be -1 (downmix) or 0..63");
+		hark_errbuf_set(ctx->errmsg, sizeof(ctx->errmsg), "channel must be -1 (downmix) or 0..63");
 		return HARK_ERR_INVALID_ARG;
 	}
 	if (p->n_threads < 0 || p->n_threads > 1024) {
-		set_err(ctx->errmsg, sizeof(ctx->errmsg), "thread count out of range");
+		hark_errbuf_set(ctx->errmsg, sizeof(ctx->errmsg), "thread count out of range");
 		return HARK_ERR_INVALID_ARG;
 	}
 	return HARK_OK;
@@ -295,44 +281,40 @@ static int finish_transcript(struct hark_ctx *ctx, struct hark_transcript *t, do
 	return HARK_OK;
 }
 
-int hark_transcribe_file(struct hark_ctx *ctx, const char *path,
-			 const struct hark_transcribe_params *params,
-			 struct hark_transcript **out)
+/* A pull source of 16 kHz mono chunks: the media decoder or a PCM buffer. */
+struct chunk_source {
+	struct hark_audio *audio;   /* file input, or NULL */
+	const float *pcm;           /* buffer input: samples [pos, end) remain */
+	size_t pos, end;
+};
+
+static int source_next(struct chunk_source *src, const float **pcm, size_t *n, char *err,
+		       size_t errlen)
 {
-	struct hark_transcribe_params defaults = hark_transcribe_default_params();
-	struct hark_audio_params ap = hark_audio_default_params();
-	const struct hark_engine_ops *ops;
+	if (src->audio)
+		return hark_audio_read(src->audio, pcm, n, err, errlen);
+	*n = src->end - src->pos < CHUNK_SAMPLES ? src->end - src->pos : CHUNK_SAMPLES;
+	*pcm = src->pcm + src->pos;
+	src->pos += *n;
+	return HARK_OK;
+}
+
+/*
+ * The pipeline shared by file and PCM input: a fresh engine state is fed
+ * every chunk of src (the cancel callback is polled between chunks), then
+ * finished into a new transcript whose times are shifted onto the input's
+ * timeline.
+ */
+static int run_pipeline(struct hark_ctx *ctx, const struct hark_transcribe_params *params,
+			struct chunk_source *src, double total_s, const char *source,
+			struct hark_transcript **out)
+{
+	const struct hark_engine_ops *ops = ctx->model->ops;
 	struct hark_engine_run_params rp;
 	struct hark_transcript *t = NULL;
-	struct hark_audio *audio = NULL;
 	void *state = NULL;
-	double total_s;
 	size_t fed = 0;
 	int rc;
-
-	if (!ctx || !path || !out)
-		return HARK_ERR_INVALID_ARG;
-	*out = NULL;
-	ctx->errmsg[0] = '\0';
-	if (!params)
-		params = &defaults;
-	rc = check_params(ctx, params);
-	if (rc != HARK_OK)
-		return rc;
-	ops = ctx->model->ops;
-
-	ap.offset_s = params->offset_s;
-	ap.duration_s = params->duration_s;
-	ap.chunk_samples = CHUNK_SAMPLES;
-	ap.channel = params->channel;
-	rc = hark_audio_open(path, &ap, &audio, ctx->errmsg, sizeof(ctx->errmsg));
-	if (rc != HARK_OK)
-		goto out;
-	total_s = hark_audio_info(audio)->duration_s - params->offset_s;
-	if (params->duration_s > 0 && (total_s <= 0 || params->duration_s < total_s))
-		total_s = params->duration_s;
-	if (total_s < 0)
-		total_s = 0;
 
 	run_params(ctx, params, total_s, &rp);
 	rc = ops->state_new(ctx->model->engine_model, &rp, &state, ctx->errmsg, sizeof(ctx->errmsg));
@@ -344,10 +326,10 @@ int hark_transcribe_file(struct hark_ctx *ctx, const char *path,
 
 		if (params->cancel && params->cancel(params->cancel_user_data)) {
 			rc = HARK_ERR_CANCELED;
-			set_err(ctx->errmsg, sizeof(ctx->errmsg), "canceled");
+			hark_errbuf_set(ctx->errmsg, sizeof(ctx->errmsg), "canceled");
 			goto out;
 		}
-		rc = hark_audio_read(audio, &pcm, &n, ctx->errmsg, sizeof(ctx->errmsg));
+		rc = source_next(src, &pcm, &n, ctx->errmsg, sizeof(ctx->errmsg));
 		if (rc != HARK_OK)
 			goto out;
 		if (n == 0)
@@ -359,8 +341,8 @@ int hark_transcribe_file(struct hark_ctx *ctx, const char *path,
 	}
 	if (fed == 0) {
 		rc = HARK_ERR_EMPTY;
-		set_err(ctx->errmsg, sizeof(ctx->errmsg), "no audio samples (%s)",
-			params->offset_s > 0 ? "offset is past the end" : "stream is empty");
+		hark_errbuf_set(ctx->errmsg, sizeof(ctx->errmsg), "no audio samples (%s)",
+				params->offset_s > 0 ? "offset is past the end" : "stream is empty");
 		goto out;
 	}
 	rc = hark_transcript_new(&t);
@@ -369,7 +351,7 @@ int hark_transcribe_file(struct hark_ctx *ctx, const char *path,
 	rc = ops->finish(state, t, ctx->errmsg, sizeof(ctx->errmsg));
 	if (rc != HARK_OK)
 		goto out;
-	rc = finish_transcript(ctx, t, params->offset_s, (double)fed / HARK_SAMPLE_RATE, path);
+	rc = finish_transcript(ctx, t, params->offset_s, (double)fed / HARK_SAMPLE_RATE, source);
 	if (rc != HARK_OK)
 		goto out;
 	if (params->progress)
@@ -380,9 +362,54 @@ out:
 	hark_transcript_free(t);
 	if (state)
 		ops->state_free(state);
-	hark_audio_close(audio);
+	return rc;
+}
+
+/* Common entry checks; returns the params to use in *p. */
+static int begin_call(struct hark_ctx *ctx, const struct hark_transcribe_params *params,
+		      const struct hark_transcribe_params *defaults,
+		      const struct hark_transcribe_params **p, struct hark_transcript **out)
+{
+	if (!ctx || !out)
+		return HARK_ERR_INVALID_ARG;
+	*out = NULL;
+	ctx->errmsg[0] = '\0';
+	*p = params ? params : defaults;
+	return check_params(ctx, *p);
+}
+
+int hark_transcribe_file(struct hark_ctx *ctx, const char *path,
+			 const struct hark_transcribe_params *params,
+			 struct hark_transcript **out)
+{
+	struct hark_transcribe_params defaults = hark_transcribe_default_params();
+	struct hark_audio_params ap = hark_audio_default_params();
+	struct chunk_source src = {0};
+	double total_s;
+	int rc;
+
+	if (!path)
+		return HARK_ERR_INVALID_ARG;
+	rc = begin_call(ctx, params, &defaults, &params, out);
+	if (rc != HARK_OK)
+		return rc;
+	ap.offset_s = params->offset_s;
+	ap.duration_s = params->duration_s;
+	ap.chunk_samples = CHUNK_SAMPLES;
+	ap.channel = params->channel;
+	rc = hark_audio_open(path, &ap, &src.audio, ctx->errmsg, sizeof(ctx->errmsg));
+	if (rc != HARK_OK)
+		goto out;
+	total_s = hark_audio_info(src.audio)->duration_s - params->offset_s;
+	if (params->duration_s > 0 && (total_s <= 0 || params->duration_s < total_s))
+		total_s = params->duration_s;
+	if (total_s < 0)
+		total_s = 0;
+	rc = run_pipeline(ctx, params, &src, total_s, path, out);
+out:
+	hark_audio_close(src.audio);
 	if (rc != HARK_OK && !ctx->errmsg[0])
-		set_err(ctx->errmsg, sizeof(ctx->errmsg), "%s", hark_strerror(rc));
+		hark_errbuf_set(ctx->errmsg, sizeof(ctx->errmsg), "%s", hark_strerror(rc));
 	return rc;
 }
 
@@ -391,66 +418,28 @@ int hark_transcribe_pcm(struct hark_ctx *ctx, const float *pcm, size_t n,
 			struct hark_transcript **out)
 {
 	struct hark_transcribe_params defaults = hark_transcribe_default_params();
-	const struct hark_engine_ops *ops;
-	struct hark_engine_run_params rp;
-	struct hark_transcript *t = NULL;
-	void *state = NULL;
-	size_t first, last;
+	struct chunk_source src = {0};
 	int rc;
 
-	if (!ctx || (!pcm && n) || !out)
+	if (!pcm && n)
 		return HARK_ERR_INVALID_ARG;
-	*out = NULL;
-	ctx->errmsg[0] = '\0';
-	if (!params)
-		params = &defaults;
-	rc = check_params(ctx, params);
+	rc = begin_call(ctx, params, &defaults, &params, out);
 	if (rc != HARK_OK)
 		return rc;
-	ops = ctx->model->ops;
-	first = (size_t)(params->offset_s * HARK_SAMPLE_RATE + 0.5);
-	last = n;
+	src.pcm = pcm;
+	src.pos = (size_t)(params->offset_s * HARK_SAMPLE_RATE + 0.5);
+	src.end = n;
 	if (params->duration_s > 0) {
 		double end = (params->offset_s + params->duration_s) * HARK_SAMPLE_RATE + 0.5;
-		if (end < (double)last)
-			last = (size_t)end;
+		if (end < (double)src.end)
+			src.end = (size_t)end;
 	}
-	if (first >= last) {
-		set_err(ctx->errmsg, sizeof(ctx->errmsg), "no audio samples");
+	if (src.pos >= src.end) {
+		hark_errbuf_set(ctx->errmsg, sizeof(ctx->errmsg), "no audio samples");
 		return HARK_ERR_EMPTY;
 	}
-	run_params(ctx, params, (double)(last - first) / HARK_SAMPLE_RATE, &rp);
-	rc = ops->state_new(ctx->model->engine_model, &rp, &state, ctx->errmsg, sizeof(ctx->errmsg));
-	if (rc != HARK_OK)
-		goto out;
-	for (size_t i = first; i < last; i += CHUNK_SAMPLES) {
-		size_t len = last - i < CHUNK_SAMPLES ? last - i : CHUNK_SAMPLES;
-
-		if (params->cancel && params->cancel(params->cancel_user_data)) {
-			rc = HARK_ERR_CANCELED;
-			set_err(ctx->errmsg, sizeof(ctx->errmsg), "canceled");
-			goto out;
-		}
-		rc = ops->feed(state, pcm + i, len, ctx->errmsg, sizeof(ctx->errmsg));
-		if (rc != HARK_OK)
-			goto out;
-	}
-	rc = hark_transcript_new(&t);
-	if (rc != HARK_OK)
-		goto out;
-	rc = ops->finish(state, t, ctx->errmsg, sizeof(ctx->errmsg));
-	if (rc != HARK_OK)
-		goto out;
-	rc = finish_transcript(ctx, t, params->offset_s, (double)(last - first) / HARK_SAMPLE_RATE, NULL);
-	if (rc != HARK_OK)
-		goto out;
-	*out = t;
-	t = NULL;
-out:
-	hark_transcript_free(t);
-	if (state)
-		ops->state_free(state);
+	rc = run_pipeline(ctx, params, &src, (double)(src.end - src.pos) / HARK_SAMPLE_RATE, NULL, out);
 	if (rc != HARK_OK && !ctx->errmsg[0])
-		set_err(ctx->errmsg, sizeof(ctx->errmsg), "%s", hark_strerror(rc));
+		hark_errbuf_set(ctx->errmsg, sizeof(ctx->errmsg), "%s", hark_strerror(rc));
 	return rc;
 }

@@ -40,7 +40,6 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +56,7 @@
 #include <libswresample/swresample.h>
 
 #include "hark/hark.h"
+#include "util/errbuf.h"
 
 #define IO_BUF_SIZE (64 * 1024)
 #define PROBE_MAX (1 << 20)              /* bytes probed at most */
@@ -123,20 +123,6 @@ struct hark_audio {
 };
 
 /* ------------------------------------------------------------ utils ---- */
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static void copy_name(char *dst, size_t n, const char *src)
 {
@@ -293,13 +279,13 @@ static int open_file(struct hark_audio *a, const char *path, char *err, size_t e
 	struct stat st;
 
 	if (!path || !*path) {
-		seterr(err, errlen, "empty file name");
+		hark_errbuf_set(err, errlen, "empty file name");
 		return HARK_ERR_INVALID_ARG;
 	}
 	if (stat(path, &st) != 0) {
 		int e = errno;
 
-		seterr(err, errlen, "%s", strerror(e));
+		hark_errbuf_set(err, errlen, "%s", strerror(e));
 		if (e == EACCES)
 			return HARK_ERR_PERMISSION;
 		if (e == ENOMEM)
@@ -309,15 +295,15 @@ static int open_file(struct hark_audio *a, const char *path, char *err, size_t e
 		return HARK_ERR_IO;
 	}
 	if (S_ISDIR(st.st_mode)) {
-		seterr(err, errlen, "is a directory, not a media file");
+		hark_errbuf_set(err, errlen, "is a directory, not a media file");
 		return HARK_ERR_IS_DIR;
 	}
 	if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode)) {
-		seterr(err, errlen, "not a regular file");
+		hark_errbuf_set(err, errlen, "not a regular file");
 		return HARK_ERR_UNSUPPORTED;
 	}
 	if (S_ISREG(st.st_mode) && st.st_size == 0) {
-		seterr(err, errlen, "file is empty (0 bytes)");
+		hark_errbuf_set(err, errlen, "file is empty (0 bytes)");
 		return HARK_ERR_EMPTY;
 	}
 	a->file_size = S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1;
@@ -325,7 +311,7 @@ static int open_file(struct hark_audio *a, const char *path, char *err, size_t e
 	if (a->fd < 0) {
 		int e = errno;
 
-		seterr(err, errlen, "cannot open: %s", strerror(e));
+		hark_errbuf_set(err, errlen, "cannot open: %s", strerror(e));
 		if (e == EACCES || e == EPERM)
 			return HARK_ERR_PERMISSION;
 		if (e == ENOENT)
@@ -352,7 +338,7 @@ static int open_container(struct hark_audio *a, char *err, size_t errlen)
 	if (a->file_size > 0) {
 		nhead = pread(a->fd, head, sizeof(head), 0);
 		if (nhead < 0) {
-			seterr(err, errlen, "read failed: %s", strerror(errno));
+			hark_errbuf_set(err, errlen, "read failed: %s", strerror(errno));
 			return HARK_ERR_IO;
 		}
 		magic = known_magic(head, (size_t)nhead);
@@ -372,17 +358,17 @@ static int open_container(struct hark_audio *a, char *err, size_t errlen)
 	/* No file name: the extension must not influence detection. */
 	score = av_probe_input_buffer2(a->pb, &ifmt, "", NULL, 0, PROBE_MAX);
 	if (a->io_errno) {
-		seterr(err, errlen, "read failed: %s", strerror(a->io_errno));
+		hark_errbuf_set(err, errlen, "read failed: %s", strerror(a->io_errno));
 		return HARK_ERR_IO;
 	}
 	if (score < 0 || !ifmt || score < MIN_PROBE_SCORE ||
 	    demuxer_refused(ifmt->name)) {
 		if (magic && !(ifmt && demuxer_refused(ifmt->name))) {
-			seterr(err, errlen, "looks like %s but cannot be parsed "
+			hark_errbuf_set(err, errlen, "looks like %s but cannot be parsed "
 			       "(truncated or damaged)", magic);
 			return HARK_ERR_CORRUPT;
 		}
-		seterr(err, errlen, "not a recognised audio or video format");
+		hark_errbuf_set(err, errlen, "not a recognised audio or video format");
 		return HARK_ERR_NOT_MEDIA;
 	}
 
@@ -395,13 +381,13 @@ static int open_container(struct hark_audio *a, char *err, size_t errlen)
 	ret = avformat_open_input(&a->fmt, "", ifmt, NULL);
 	if (ret < 0) {
 		/* avformat_open_input freed and NULLed a->fmt. */
-		seterr(err, errlen, "cannot read %s header: %s", ifmt->name,
+		hark_errbuf_set(err, errlen, "cannot read %s header: %s", ifmt->name,
 		       av_err2str(ret));
 		return map_av_error(a, ret);
 	}
 	ret = avformat_find_stream_info(a->fmt, NULL);
 	if (ret < 0 && a->fmt->nb_streams == 0) {
-		seterr(err, errlen, "cannot read %s streams: %s", ifmt->name,
+		hark_errbuf_set(err, errlen, "cannot read %s streams: %s", ifmt->name,
 		       av_err2str(ret));
 		return map_av_error(a, ret);
 	}
@@ -426,13 +412,13 @@ static int open_decoder(struct hark_audio *a, char *err, size_t errlen)
 	if (!usable) {
 		/* no stream, or only unidentified data: e.g. an MP4 cut inside
 		 * its index */
-		seterr(err, errlen, "no usable streams (truncated or damaged %s)",
+		hark_errbuf_set(err, errlen, "no usable streams (truncated or damaged %s)",
 		       a->info.container);
 		return HARK_ERR_CORRUPT;
 	}
 	idx = av_find_best_stream(a->fmt, AVMEDIA_TYPE_AUDIO, -1, -1, &codec, 0);
 	if (idx == AVERROR_STREAM_NOT_FOUND) {
-		seterr(err, errlen, "the media has no audio stream");
+		hark_errbuf_set(err, errlen, "the media has no audio stream");
 		return HARK_ERR_NO_AUDIO;
 	}
 	if (idx == AVERROR_DECODER_NOT_FOUND) {
@@ -448,14 +434,14 @@ static int open_decoder(struct hark_audio *a, char *err, size_t errlen)
 			}
 		}
 		if (!strcmp(a->info.codec, "none"))
-			seterr(err, errlen, "unknown audio codec (tag 0x%04x)", tag);
+			hark_errbuf_set(err, errlen, "unknown audio codec (tag 0x%04x)", tag);
 		else
-			seterr(err, errlen, "no decoder for audio codec '%s'",
+			hark_errbuf_set(err, errlen, "no decoder for audio codec '%s'",
 			       a->info.codec);
 		return HARK_ERR_UNSUPPORTED;
 	}
 	if (idx < 0 || !codec) {
-		seterr(err, errlen, "cannot select an audio stream");
+		hark_errbuf_set(err, errlen, "cannot select an audio stream");
 		return HARK_ERR_CORRUPT;
 	}
 	a->stream = idx;
@@ -478,13 +464,13 @@ static int open_decoder(struct hark_audio *a, char *err, size_t errlen)
 	if ((par->sample_rate != 0 && par->sample_rate < MIN_RATE) ||
 	    par->sample_rate > MAX_RATE ||
 	    par->ch_layout.nb_channels > MAX_CHANNELS) {
-		seterr(err, errlen, "unsupported stream: %d Hz, %d channels",
+		hark_errbuf_set(err, errlen, "unsupported stream: %d Hz, %d channels",
 		       par->sample_rate, par->ch_layout.nb_channels);
 		return HARK_ERR_UNSUPPORTED;
 	}
 	if (a->p.channel >= 0 && par->ch_layout.nb_channels > 0 &&
 	    a->p.channel >= par->ch_layout.nb_channels) {
-		seterr(err, errlen, "channel %d requested but the audio has %d",
+		hark_errbuf_set(err, errlen, "channel %d requested but the audio has %d",
 		       a->p.channel, par->ch_layout.nb_channels);
 		return HARK_ERR_INVALID_ARG;
 	}
@@ -494,14 +480,14 @@ static int open_decoder(struct hark_audio *a, char *err, size_t errlen)
 		return HARK_ERR_NOMEM;
 	ret = avcodec_parameters_to_context(a->dec, par);
 	if (ret < 0) {
-		seterr(err, errlen, "bad codec parameters: %s", av_err2str(ret));
+		hark_errbuf_set(err, errlen, "bad codec parameters: %s", av_err2str(ret));
 		return ret == AVERROR(ENOMEM) ? HARK_ERR_NOMEM : HARK_ERR_UNSUPPORTED;
 	}
 	a->dec->pkt_timebase = st->time_base;
 	a->dec->thread_count = 1;
 	ret = avcodec_open2(a->dec, codec, NULL);
 	if (ret < 0) {
-		seterr(err, errlen, "cannot open %s decoder: %s", codec->name,
+		hark_errbuf_set(err, errlen, "cannot open %s decoder: %s", codec->name,
 		       av_err2str(ret));
 		/* damaged codec setup data vs a decoder that declines */
 		if (ret == AVERROR_INVALIDDATA || ret == AVERROR(ENOMEM))
@@ -522,11 +508,11 @@ static int open_decoder(struct hark_audio *a, char *err, size_t errlen)
 static int count_error(struct hark_audio *a, int averr, char *err, size_t errlen)
 {
 	if (a->io_errno && averr == AVERROR(a->io_errno)) {
-		seterr(err, errlen, "read failed: %s", strerror(a->io_errno));
+		hark_errbuf_set(err, errlen, "read failed: %s", strerror(a->io_errno));
 		return HARK_ERR_IO;
 	}
 	if (++a->errors > MAX_CONSEC_ERRORS) {
-		seterr(err, errlen, "too many damaged packets in a row (%s)",
+		hark_errbuf_set(err, errlen, "too many damaged packets in a row (%s)",
 		       averr == AVERROR(ENOMEM) ? "implausible sizes" :
 		       av_err2str(averr));
 		return HARK_ERR_CORRUPT;
@@ -582,7 +568,7 @@ static int next_frame(struct hark_audio *a, char *err, size_t errlen)
 		if (ret == AVERROR(EAGAIN)) {
 			/* never expected from a file: do not spin forever */
 			if (++a->eagain > MAX_EAGAIN) {
-				seterr(err, errlen, "demuxer makes no progress");
+				hark_errbuf_set(err, errlen, "demuxer makes no progress");
 				return -HARK_ERR_CORRUPT;
 			}
 			continue;
@@ -616,7 +602,7 @@ static int grow_buf(struct hark_audio *a, size_t need, char *err, size_t errlen)
 	if (need <= a->cap)
 		return HARK_OK;
 	if (need > a->cap_max) {
-		seterr(err, errlen, "decoder output buffer limit exceeded");
+		hark_errbuf_set(err, errlen, "decoder output buffer limit exceeded");
 		return HARK_ERR_LIMIT;
 	}
 	ncap = a->cap ? a->cap : 4096;
@@ -693,7 +679,7 @@ static int flush_swr(struct hark_audio *a, char *err, size_t errlen)
 		out = (uint8_t *)(a->buf + a->len);
 		ret = swr_convert(a->swr, &out, room, NULL, 0);
 		if (ret < 0) {
-			seterr(err, errlen, "resampler failed: %s", av_err2str(ret));
+			hark_errbuf_set(err, errlen, "resampler failed: %s", av_err2str(ret));
 			return HARK_ERR_INTERNAL;
 		}
 		if (ret == 0)
@@ -713,14 +699,14 @@ static int setup_conv(struct hark_audio *a, const AVFrame *f, char *err, size_t 
 
 	if (f->sample_rate < MIN_RATE || f->sample_rate > MAX_RATE || nch <= 0 ||
 	    nch > MAX_CHANNELS || av_get_bytes_per_sample(f->format) <= 0) {
-		seterr(err, errlen, "unsupported decoded audio: %d Hz, %d channels, "
+		hark_errbuf_set(err, errlen, "unsupported decoded audio: %d Hz, %d channels, "
 		       "sample format %s", f->sample_rate, nch,
 		       av_get_sample_fmt_name(f->format) ?
 		       av_get_sample_fmt_name(f->format) : "unknown");
 		return HARK_ERR_UNSUPPORTED;
 	}
 	if (a->p.channel >= nch) {
-		seterr(err, errlen, "channel %d requested but the audio has %d",
+		hark_errbuf_set(err, errlen, "channel %d requested but the audio has %d",
 		       a->p.channel, nch);
 		return HARK_ERR_INVALID_ARG;
 	}
@@ -796,7 +782,7 @@ fail:
 	swr_free(&a->swr);
 	if (ret == AVERROR(ENOMEM))
 		return HARK_ERR_NOMEM;
-	seterr(err, errlen, "cannot convert %s audio at %d Hz with %d channels: %s",
+	hark_errbuf_set(err, errlen, "cannot convert %s audio at %d Hz with %d channels: %s",
 	       av_get_sample_fmt_name(f->format), f->sample_rate, nch, av_err2str(ret));
 	return HARK_ERR_UNSUPPORTED;
 }
@@ -845,7 +831,7 @@ static int convert_slice(struct hark_audio *a, char *err, size_t errlen)
 		uint8_t *out;
 
 		if (room < 0) {
-			seterr(err, errlen, "resampler failed: %s", av_err2str(room));
+			hark_errbuf_set(err, errlen, "resampler failed: %s", av_err2str(room));
 			return HARK_ERR_INTERNAL;
 		}
 		if ((ret = grow_buf(a, a->len + (size_t)room + 1, err, errlen)))
@@ -860,7 +846,7 @@ static int convert_slice(struct hark_audio *a, char *err, size_t errlen)
 		out = (uint8_t *)(a->buf + a->len);
 		ret = swr_convert(a->swr, &out, room + 1, in, n);
 		if (ret < 0) {
-			seterr(err, errlen, "resampler failed: %s", av_err2str(ret));
+			hark_errbuf_set(err, errlen, "resampler failed: %s", av_err2str(ret));
 			return HARK_ERR_INTERNAL;
 		}
 		clamp_pcm(a->buf + a->len, (size_t)ret);
@@ -951,7 +937,7 @@ static int rewind_to_start(struct hark_audio *a, char *err, size_t errlen)
 	if (ret < 0)
 		ret = avformat_seek_file(a->fmt, -1, INT64_MIN, 0, 0, 0);
 	if (ret < 0) {
-		seterr(err, errlen, "cannot seek back to the start: %s", av_err2str(ret));
+		hark_errbuf_set(err, errlen, "cannot seek back to the start: %s", av_err2str(ret));
 		return HARK_ERR_CORRUPT;
 	}
 	avcodec_flush_buffers(a->dec);
@@ -1055,7 +1041,7 @@ int hark_audio_open(const char *path, const struct hark_audio_params *p,
 	if (err && errlen)
 		err[0] = '\0';
 	if (!out) {
-		seterr(err, errlen, "no output handle");
+		hark_errbuf_set(err, errlen, "no output handle");
 		return HARK_ERR_INVALID_ARG;
 	}
 	*out = NULL;
@@ -1073,7 +1059,7 @@ int hark_audio_open(const char *path, const struct hark_audio_params *p,
 	    a->p.offset_s > 1e9 || a->p.duration_s > 1e9 ||
 	    a->p.chunk_samples > MAX_CHUNK || a->p.channel < -1 ||
 	    a->p.channel >= MAX_CHANNELS) {
-		seterr(err, errlen, "invalid decode parameters");
+		hark_errbuf_set(err, errlen, "invalid decode parameters");
 		ret = HARK_ERR_INVALID_ARG;
 		goto out;
 	}
@@ -1107,7 +1093,7 @@ int hark_audio_open(const char *path, const struct hark_audio_params *p,
 	}
 	if (ret == 0) {
 		if (a->decoded == 0 && !a->need_pos) {
-			seterr(err, errlen, "no decodable audio in the %s stream",
+			hark_errbuf_set(err, errlen, "no decodable audio in the %s stream",
 			       a->info.codec);
 			ret = HARK_ERR_CORRUPT;
 			goto out;
@@ -1122,7 +1108,7 @@ int hark_audio_open(const char *path, const struct hark_audio_params *p,
 out:
 	if (ret) {
 		if (err && errlen && !err[0])
-			seterr(err, errlen, "%s", hark_strerror(ret));
+			hark_errbuf_set(err, errlen, "%s", hark_strerror(ret));
 		audio_free(a);
 		return ret;
 	}
@@ -1141,7 +1127,7 @@ int hark_audio_read(struct hark_audio *a, const float **pcm, size_t *n,
 	size_t give;
 
 	if (!a || !pcm || !n) {
-		seterr(err, errlen, "invalid arguments");
+		hark_errbuf_set(err, errlen, "invalid arguments");
 		return HARK_ERR_INVALID_ARG;
 	}
 	*pcm = NULL;
@@ -1155,7 +1141,7 @@ int hark_audio_read(struct hark_audio *a, const float **pcm, size_t *n,
 	if (a->len == 0 && a->late_err) {
 		int e = a->late_err;
 
-		seterr(err, errlen, "%s", a->late_msg[0] ? a->late_msg : hark_strerror(e));
+		hark_errbuf_set(err, errlen, "%s", a->late_msg[0] ? a->late_msg : hark_strerror(e));
 		a->late_err = 0;
 		a->done = 1;
 		return e;
@@ -1188,7 +1174,7 @@ int hark_audio_decode_all(const char *path, const struct hark_audio_params *p,
 	int ret;
 
 	if (!pcm || !n) {
-		seterr(err, errlen, "invalid arguments");
+		hark_errbuf_set(err, errlen, "invalid arguments");
 		return HARK_ERR_INVALID_ARG;
 	}
 	*pcm = NULL;
@@ -1204,7 +1190,7 @@ int hark_audio_decode_all(const char *path, const struct hark_audio_params *p,
 		if (got == 0)
 			break;
 		if (got > max_samples - len) {
-			seterr(err, errlen, "audio longer than %zu samples", max_samples);
+			hark_errbuf_set(err, errlen, "audio longer than %zu samples", max_samples);
 			ret = HARK_ERR_LIMIT;
 			goto out;
 		}

@@ -7,7 +7,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include "audio/audio.h"
 #include "cli/cli.h"
 #include "hark/transcribe.h"
+#include "util/errbuf.h"
 
 #define MAX_INPUTS 100000
 #define MAX_DEPTH 16
@@ -409,18 +409,6 @@ static int mkdir_p(const char *dir)
 	return HARK_OK;
 }
 
-static void set_err(char *buf, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-}
-
 /* Writes data to dir/stem.ext atomically (temp file + rename). */
 static int write_file(const char *dir, const char *stem, const char *ext, const char *data,
 		      size_t len, char *err, size_t errlen)
@@ -434,7 +422,7 @@ static int write_file(const char *dir, const char *stem, const char *ext, const 
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
 	f = fopen(tmp, "wb");
 	if (!f) {
-		set_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
+		hark_errbuf_set(err, errlen, "cannot write %s: %s", path, strerror(errno));
 		return errno == EACCES ? HARK_ERR_PERMISSION : HARK_ERR_IO;
 	}
 	if (fwrite(data, 1, len, f) != len)
@@ -446,7 +434,7 @@ static int write_file(const char *dir, const char *stem, const char *ext, const 
 	if (rc == HARK_OK && rename(tmp, path) != 0)
 		rc = HARK_ERR_IO;
 	if (rc != HARK_OK) {
-		set_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
+		hark_errbuf_set(err, errlen, "cannot write %s: %s", path, strerror(errno));
 		unlink(tmp);
 	}
 	return rc;

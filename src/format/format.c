@@ -24,6 +24,7 @@
 #include "format/transcript.h"
 #include "hark/hark.h"
 #include "util/textnorm.h"
+#include "util/errbuf.h"
 
 /* ------------------------------------------------------------ buffer ---- */
 
@@ -383,20 +384,6 @@ int hark_transcript_write(const struct hark_transcript *t, enum hark_format fmt,
 
 /* --------------------------------------------------------- json read ---- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* Reads an optional number member; missing/null keeps *v. */
 static int get_num(json_t *o, const char *key, double *v, int required, const char *what,
 		   size_t idx, char *err, size_t errlen)
@@ -405,13 +392,13 @@ static int get_num(json_t *o, const char *key, double *v, int required, const ch
 
 	if (!j || json_is_null(j)) {
 		if (required) {
-			set_err(err, errlen, "%s[%zu].%s: missing", what, idx, key);
+			hark_errbuf_set(err, errlen, "%s[%zu].%s: missing", what, idx, key);
 			return HARK_ERR_FORMAT;
 		}
 		return HARK_OK;
 	}
 	if (!json_is_number(j) || !isfinite(json_number_value(j))) {
-		set_err(err, errlen, "%s[%zu].%s: not a number", what, idx, key);
+		hark_errbuf_set(err, errlen, "%s[%zu].%s: not a number", what, idx, key);
 		return HARK_ERR_FORMAT;
 	}
 	*v = json_number_value(j);
@@ -426,13 +413,13 @@ static int get_str(json_t *o, const char *key, const char **v, int required, con
 	*v = NULL;
 	if (!j || json_is_null(j)) {
 		if (required) {
-			set_err(err, errlen, "%s[%zu].%s: missing", what, idx, key);
+			hark_errbuf_set(err, errlen, "%s[%zu].%s: missing", what, idx, key);
 			return HARK_ERR_FORMAT;
 		}
 		return HARK_OK;
 	}
 	if (!json_is_string(j)) {
-		set_err(err, errlen, "%s[%zu].%s: not a string", what, idx, key);
+		hark_errbuf_set(err, errlen, "%s[%zu].%s: not a string", what, idx, key);
 		return HARK_ERR_FORMAT;
 	}
 	*v = json_string_value(j);
@@ -443,7 +430,7 @@ static int check_times(double start, double end, const char *what, size_t idx, c
 		       size_t errlen)
 {
 	if (start < 0 || end < start) {
-		set_err(err, errlen, "%s[%zu]: bad times (start %.3f, end %.3f)", what, idx, start,
+		hark_errbuf_set(err, errlen, "%s[%zu]: bad times (start %.3f, end %.3f)", what, idx, start,
 			end);
 		return HARK_ERR_FORMAT;
 	}
@@ -461,7 +448,7 @@ static int read_segment(struct hark_transcript *t, json_t *s, size_t idx, char *
 	int rc;
 
 	if (!json_is_object(s)) {
-		set_err(err, errlen, "segments[%zu]: not an object", idx);
+		hark_errbuf_set(err, errlen, "segments[%zu]: not an object", idx);
 		return HARK_ERR_FORMAT;
 	}
 	if ((rc = get_num(s, "start", &start, 1, "segments", idx, err, errlen)) ||
@@ -476,12 +463,12 @@ static int read_segment(struct hark_transcript *t, json_t *s, size_t idx, char *
 	toks = json_object_get(s, "tokens");
 	if (toks && !json_is_null(toks)) {
 		if (!json_is_array(toks)) {
-			set_err(err, errlen, "segments[%zu].tokens: not an array", idx);
+			hark_errbuf_set(err, errlen, "segments[%zu].tokens: not an array", idx);
 			return HARK_ERR_FORMAT;
 		}
 		n = json_array_size(toks);
 		if (n > HARK_TRANSCRIPT_MAX_TOKENS) {
-			set_err(err, errlen, "segments[%zu].tokens: too many", idx);
+			hark_errbuf_set(err, errlen, "segments[%zu].tokens: too many", idx);
 			return HARK_ERR_LIMIT;
 		}
 		if (n && !(ids = malloc(n * sizeof(*ids))))
@@ -492,7 +479,7 @@ static int read_segment(struct hark_transcript *t, json_t *s, size_t idx, char *
 
 			if (!json_is_integer(v) || (x = json_integer_value(v)) < INT32_MIN ||
 			    x > INT32_MAX) {
-				set_err(err, errlen, "segments[%zu].tokens[%zu]: not a token id",
+				hark_errbuf_set(err, errlen, "segments[%zu].tokens[%zu]: not a token id",
 					idx, i);
 				free(ids);
 				return HARK_ERR_FORMAT;
@@ -504,7 +491,7 @@ static int read_segment(struct hark_transcript *t, json_t *s, size_t idx, char *
 					 (float)temp, (float)cr);
 	free(ids);
 	if (rc) {
-		set_err(err, errlen, "segments[%zu]: %s", idx, hark_strerror(rc));
+		hark_errbuf_set(err, errlen, "segments[%zu]: %s", idx, hark_strerror(rc));
 		return rc;
 	}
 	/* openai-whisper (Python) style: words nested in their segment. */
@@ -519,7 +506,7 @@ static int read_segment(struct hark_transcript *t, json_t *s, size_t idx, char *
 			const char *word;
 
 			if (!json_is_object(w)) {
-				set_err(err, errlen, "%s[%zu]: not an object", what, i);
+				hark_errbuf_set(err, errlen, "%s[%zu]: not an object", what, i);
 				return HARK_ERR_FORMAT;
 			}
 			if ((rc = get_str(w, "word", &word, 1, what, i, err, errlen)) ||
@@ -529,7 +516,7 @@ static int read_segment(struct hark_transcript *t, json_t *s, size_t idx, char *
 			    (rc = check_times(ws, we, what, i, err, errlen)))
 				return rc;
 			if ((rc = hark_transcript_add_word(t, word, ws, we, (float)prob))) {
-				set_err(err, errlen, "%s[%zu]: %s", what, i, hark_strerror(rc));
+				hark_errbuf_set(err, errlen, "%s[%zu]: %s", what, i, hark_strerror(rc));
 				return rc;
 			}
 		}
@@ -552,7 +539,7 @@ static int read_whisper_cpp(struct hark_transcript *t, json_t *root, json_t *tr,
 	    (rc = hark_transcript_set_str(&t->language, json_string_value(lang))))
 		return rc;
 	if (json_array_size(tr) > HARK_TRANSCRIPT_MAX_SEGMENTS) {
-		set_err(err, errlen, "transcription: too many");
+		hark_errbuf_set(err, errlen, "transcription: too many");
 		return HARK_ERR_LIMIT;
 	}
 	for (i = 0; i < json_array_size(tr); i++) {
@@ -561,12 +548,12 @@ static int read_whisper_cpp(struct hark_transcript *t, json_t *root, json_t *tr,
 		const char *text;
 
 		if (!json_is_object(item)) {
-			set_err(err, errlen, "transcription[%zu]: not an object", i);
+			hark_errbuf_set(err, errlen, "transcription[%zu]: not an object", i);
 			return HARK_ERR_FORMAT;
 		}
 		off = json_object_get(item, "offsets");
 		if (!json_is_object(off)) {
-			set_err(err, errlen, "transcription[%zu].offsets: missing", i);
+			hark_errbuf_set(err, errlen, "transcription[%zu].offsets: missing", i);
 			return HARK_ERR_FORMAT;
 		}
 		if ((rc = get_num(off, "from", &from, 1, "transcription.offsets", i, err, errlen)) ||
@@ -577,7 +564,7 @@ static int read_whisper_cpp(struct hark_transcript *t, json_t *root, json_t *tr,
 		toks = json_object_get(item, "tokens");
 		n = json_is_array(toks) ? json_array_size(toks) : 0;
 		if (n > HARK_TRANSCRIPT_MAX_TOKENS) {
-			set_err(err, errlen, "transcription[%zu].tokens: too many", i);
+			hark_errbuf_set(err, errlen, "transcription[%zu].tokens: too many", i);
 			return HARK_ERR_LIMIT;
 		}
 		if (n && !(ids = malloc(n * sizeof(*ids))))
@@ -619,7 +606,7 @@ static int read_words(struct hark_transcript *t, json_t *words, char *err, size_
 		nseg = 1;
 	}
 	if (n > HARK_TRANSCRIPT_MAX_WORDS) {
-		set_err(err, errlen, "words: too many");
+		hark_errbuf_set(err, errlen, "words: too many");
 		return HARK_ERR_LIMIT;
 	}
 	tmp = calloc(n, sizeof(*tmp));
@@ -634,7 +621,7 @@ static int read_words(struct hark_transcript *t, json_t *words, char *err, size_
 		const char *word;
 
 		if (!json_is_object(w)) {
-			set_err(err, errlen, "words[%zu]: not an object", i);
+			hark_errbuf_set(err, errlen, "words[%zu]: not an object", i);
 			rc = HARK_ERR_FORMAT;
 			goto out;
 		}
@@ -672,7 +659,7 @@ static int read_words(struct hark_transcript *t, json_t *words, char *err, size_
 		t->words = view.words;
 		t->n_words = view.n_words;
 		if (rc) {
-			set_err(err, errlen, "words[%zu]: %s", i, hark_strerror(rc));
+			hark_errbuf_set(err, errlen, "words[%zu]: %s", i, hark_strerror(rc));
 			goto out;
 		}
 	}
@@ -701,19 +688,19 @@ static int read_root(json_t *root, struct hark_transcript *t, char *err, size_t 
 	int rc;
 
 	if (!json_is_object(root)) {
-		set_err(err, errlen, "top level: not an object");
+		hark_errbuf_set(err, errlen, "top level: not an object");
 		return HARK_ERR_FORMAT;
 	}
 	j = json_object_get(root, "text");
 	if (j && !json_is_null(j) && !json_is_string(j)) {
-		set_err(err, errlen, "text: not a string");
+		hark_errbuf_set(err, errlen, "text: not a string");
 		return HARK_ERR_FORMAT;
 	}
 	if (json_is_string(j) && (rc = hark_transcript_set_str(&t->text, json_string_value(j))))
 		return rc;
 	j = json_object_get(root, "language");
 	if (j && !json_is_null(j) && !json_is_string(j)) {
-		set_err(err, errlen, "language: not a string");
+		hark_errbuf_set(err, errlen, "language: not a string");
 		return HARK_ERR_FORMAT;
 	}
 	if (json_is_string(j) &&
@@ -733,11 +720,11 @@ static int read_root(json_t *root, struct hark_transcript *t, char *err, size_t 
 	segs = json_object_get(root, "segments");
 	if (segs && !json_is_null(segs)) {
 		if (!json_is_array(segs)) {
-			set_err(err, errlen, "segments: not an array");
+			hark_errbuf_set(err, errlen, "segments: not an array");
 			return HARK_ERR_FORMAT;
 		}
 		if (json_array_size(segs) > HARK_TRANSCRIPT_MAX_SEGMENTS) {
-			set_err(err, errlen, "segments: too many");
+			hark_errbuf_set(err, errlen, "segments: too many");
 			return HARK_ERR_LIMIT;
 		}
 		for (i = 0; i < json_array_size(segs); i++)
@@ -750,7 +737,7 @@ static int read_root(json_t *root, struct hark_transcript *t, char *err, size_t 
 	words = json_object_get(root, "words");
 	if (words && !json_is_null(words) && !t->n_words) {
 		if (!json_is_array(words)) {
-			set_err(err, errlen, "words: not an array");
+			hark_errbuf_set(err, errlen, "words: not an array");
 			return HARK_ERR_FORMAT;
 		}
 		if ((rc = read_words(t, words, err, errlen)))
@@ -759,7 +746,7 @@ static int read_root(json_t *root, struct hark_transcript *t, char *err, size_t 
 	eng = json_object_get(root, "engine");
 	if (eng && !json_is_null(eng)) {
 		if (!json_is_object(eng)) {
-			set_err(err, errlen, "engine: not an object");
+			hark_errbuf_set(err, errlen, "engine: not an object");
 			return HARK_ERR_FORMAT;
 		}
 		if ((rc = get_str(eng, "name", &s, 0, "engine", 0, err, errlen)) ||
@@ -791,11 +778,11 @@ int hark_transcript_from_json(const char *buf, size_t len, struct hark_transcrip
 		return HARK_ERR_INVALID_ARG;
 	*out = NULL;
 	if (len == 0) {
-		set_err(err, errlen, "empty input");
+		hark_errbuf_set(err, errlen, "empty input");
 		return HARK_ERR_EMPTY;
 	}
 	if (len > HARK_FORMAT_MAX_INPUT) {
-		set_err(err, errlen, "input larger than %zu bytes", HARK_FORMAT_MAX_INPUT);
+		hark_errbuf_set(err, errlen, "input larger than %zu bytes", HARK_FORMAT_MAX_INPUT);
 		return HARK_ERR_LIMIT;
 	}
 	if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) {
@@ -804,7 +791,7 @@ int hark_transcript_from_json(const char *buf, size_t len, struct hark_transcrip
 	}
 	root = json_loadb(buf, len, 0, &jerr);
 	if (!root) {
-		set_err(err, errlen, "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+		hark_errbuf_set(err, errlen, "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
 		return HARK_ERR_FORMAT;
 	}
 	if ((rc = hark_transcript_new(&t)))
@@ -815,7 +802,7 @@ int hark_transcript_from_json(const char *buf, size_t len, struct hark_transcrip
 	t = NULL;
 out:
 	if (rc && err && errlen && !err[0])
-		set_err(err, errlen, "%s", hark_strerror(rc));
+		hark_errbuf_set(err, errlen, "%s", hark_strerror(rc));
 	hark_transcript_free(t);
 	json_decref(root);
 	return rc;
@@ -856,11 +843,11 @@ int hark_transcript_load(const char *path, struct hark_transcript **out, char *e
 		rc = errno == ENOENT ? HARK_ERR_NOT_FOUND :
 		     errno == EACCES ? HARK_ERR_PERMISSION :
 		     errno == EISDIR ? HARK_ERR_IS_DIR : HARK_ERR_IO;
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		hark_errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
 		return rc;
 	}
 	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-		set_err(err, errlen, "%s: is a directory", path);
+		hark_errbuf_set(err, errlen, "%s: is a directory", path);
 		rc = HARK_ERR_IS_DIR;
 		goto out;
 	}
@@ -875,7 +862,7 @@ int hark_transcript_load(const char *path, struct hark_transcript **out, char *e
 				char *nb;
 
 				if (cap > HARK_FORMAT_MAX_INPUT) {
-					set_err(err, errlen, "%s: larger than %zu bytes", path,
+					hark_errbuf_set(err, errlen, "%s: larger than %zu bytes", path,
 						HARK_FORMAT_MAX_INPUT);
 					rc = HARK_ERR_LIMIT;
 					goto out;
@@ -896,7 +883,7 @@ int hark_transcript_load(const char *path, struct hark_transcript **out, char *e
 			n += got;
 			if (got == 0 || n < cap) {
 				if (ferror(f)) {
-					set_err(err, errlen, "%s: read error", path);
+					hark_errbuf_set(err, errlen, "%s: read error", path);
 					rc = HARK_ERR_IO;
 					goto out;
 				}
@@ -905,7 +892,7 @@ int hark_transcript_load(const char *path, struct hark_transcript **out, char *e
 			}
 		}
 		if (n > HARK_FORMAT_MAX_INPUT) {
-			set_err(err, errlen, "%s: larger than %zu bytes", path, HARK_FORMAT_MAX_INPUT);
+			hark_errbuf_set(err, errlen, "%s: larger than %zu bytes", path, HARK_FORMAT_MAX_INPUT);
 			rc = HARK_ERR_LIMIT;
 			goto out;
 		}
@@ -915,7 +902,7 @@ int hark_transcript_load(const char *path, struct hark_transcript **out, char *e
 		char tmp[512];
 
 		snprintf(tmp, sizeof(tmp), "%s", err);
-		set_err(err, errlen, "%s: %s", path, tmp);
+		hark_errbuf_set(err, errlen, "%s: %s", path, tmp);
 	}
 out:
 	free(buf);

@@ -20,6 +20,7 @@
 
 #include "asr/whisper/wkernels.h"
 #include "hark/hark.h"
+#include "util/errbuf.h"
 
 #define WM_MAGIC 0x67676d6cu
 #define WM_MAX_VOCAB 1000000
@@ -35,16 +36,6 @@ struct cursor {
 	size_t size;
 	size_t off;
 };
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || errlen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static int rd_i32(struct cursor *c, int32_t *v)
 {
@@ -167,7 +158,7 @@ static int build_expect(struct hark_wmodel *m, struct explist *l)
 static int check_range(const char *what, int32_t v, int32_t lo, int32_t hi, char *err, size_t errlen)
 {
 	if (v < lo || v > hi) {
-		seterr(err, errlen, "invalid hparam %s = %d (expected %d..%d)", what, (int)v, (int)lo, (int)hi);
+		hark_errbuf_set(err, errlen, "invalid hparam %s = %d (expected %d..%d)", what, (int)v, (int)lo, (int)hi);
 		return -1;
 	}
 	return 0;
@@ -178,7 +169,7 @@ static int parse_hparams(struct hark_wmodel *m, struct cursor *c, char *err, siz
 	int32_t v[11];
 	for (int i = 0; i < 11; i++) {
 		if (rd_i32(c, &v[i])) {
-			seterr(err, errlen, "truncated header (hparams)");
+			hark_errbuf_set(err, errlen, "truncated header (hparams)");
 			return HARK_ERR_MODEL;
 		}
 	}
@@ -207,18 +198,18 @@ static int parse_hparams(struct hark_wmodel *m, struct cursor *c, char *err, siz
 	    check_range("ftype", hp->ftype, 0, 1000000, err, errlen))
 		return HARK_ERR_MODEL;
 	if (hp->n_audio_state % hp->n_audio_head || hp->n_text_state % hp->n_text_head) {
-		seterr(err, errlen, "invalid hparams: state %d/%d not divisible by heads %d/%d",
+		hark_errbuf_set(err, errlen, "invalid hparams: state %d/%d not divisible by heads %d/%d",
 		       hp->n_audio_state, hp->n_text_state, hp->n_audio_head, hp->n_text_head);
 		return HARK_ERR_MODEL;
 	}
 	if (hp->n_audio_state != hp->n_text_state) {
-		seterr(err, errlen, "invalid hparams: n_audio_state %d != n_text_state %d",
+		hark_errbuf_set(err, errlen, "invalid hparams: n_audio_state %d != n_text_state %d",
 		       hp->n_audio_state, hp->n_text_state);
 		return HARK_ERR_MODEL;
 	}
 	int ft = hp->ftype % 1000;
 	if (!(ft == 0 || ft == 1 || ft == 2 || ft == 3 || ft == 7 || ft == 8 || ft == 9)) {
-		seterr(err, errlen, "unsupported ftype %d", hp->ftype);
+		hark_errbuf_set(err, errlen, "unsupported ftype %d", hp->ftype);
 		return HARK_ERR_MODEL;
 	}
 	return HARK_OK;
@@ -254,7 +245,7 @@ static int derive_specials(struct hark_wmodel *m, char *err, size_t errlen)
 	}
 	sp->lang_first = sp->sot + 1;
 	if (sp->beg >= nv || n_langs < 1 || n_langs > 100) {
-		seterr(err, errlen, "unsupported n_vocab %d (special tokens do not fit)", nv);
+		hark_errbuf_set(err, errlen, "unsupported n_vocab %d (special tokens do not fit)", nv);
 		return HARK_ERR_MODEL;
 	}
 	m->n_langs = n_langs;
@@ -277,19 +268,19 @@ static int parse_tensors(struct hark_wmodel *m, struct cursor *c, struct explist
 		size_t start = c->off;
 		int32_t n_dims, name_len, ttype;
 		if (rd_i32(c, &n_dims) || rd_i32(c, &name_len) || rd_i32(c, &ttype)) {
-			seterr(err, errlen, "truncated tensor header at offset %zu", start);
+			hark_errbuf_set(err, errlen, "truncated tensor header at offset %zu", start);
 			return HARK_ERR_MODEL;
 		}
 		if (n_dims < 1 || n_dims > 3) {
-			seterr(err, errlen, "tensor at offset %zu: invalid n_dims %d", start, (int)n_dims);
+			hark_errbuf_set(err, errlen, "tensor at offset %zu: invalid n_dims %d", start, (int)n_dims);
 			return HARK_ERR_MODEL;
 		}
 		if (name_len < 1 || name_len > 63) {
-			seterr(err, errlen, "tensor at offset %zu: invalid name length %d", start, (int)name_len);
+			hark_errbuf_set(err, errlen, "tensor at offset %zu: invalid name length %d", start, (int)name_len);
 			return HARK_ERR_MODEL;
 		}
 		if (!type_ok(ttype)) {
-			seterr(err, errlen, "tensor at offset %zu: unsupported type %d", start, (int)ttype);
+			hark_errbuf_set(err, errlen, "tensor at offset %zu: unsupported type %d", start, (int)ttype);
 			return HARK_ERR_MODEL;
 		}
 		int64_t ne[4] = {1, 1, 1, 1};
@@ -297,22 +288,22 @@ static int parse_tensors(struct hark_wmodel *m, struct cursor *c, struct explist
 		for (int i = 0; i < n_dims; i++) {
 			int32_t d;
 			if (rd_i32(c, &d)) {
-				seterr(err, errlen, "truncated tensor header at offset %zu", start);
+				hark_errbuf_set(err, errlen, "truncated tensor header at offset %zu", start);
 				return HARK_ERR_MODEL;
 			}
 			if (d <= 0) {
-				seterr(err, errlen, "tensor at offset %zu: invalid dimension %d", start, (int)d);
+				hark_errbuf_set(err, errlen, "tensor at offset %zu: invalid dimension %d", start, (int)d);
 				return HARK_ERR_MODEL;
 			}
 			ne[i] = d;
 			if (nel > ((int64_t)1 << 40) / d) {
-				seterr(err, errlen, "tensor at offset %zu: element count overflows", start);
+				hark_errbuf_set(err, errlen, "tensor at offset %zu: element count overflows", start);
 				return HARK_ERR_MODEL;
 			}
 			nel *= d;
 		}
 		if (c->size - c->off < (size_t)name_len) {
-			seterr(err, errlen, "truncated tensor name at offset %zu", c->off);
+			hark_errbuf_set(err, errlen, "truncated tensor name at offset %zu", c->off);
 			return HARK_ERR_MODEL;
 		}
 		char name[64];
@@ -320,19 +311,19 @@ static int parse_tensors(struct hark_wmodel *m, struct cursor *c, struct explist
 		name[name_len] = '\0';
 		c->off += (size_t)name_len;
 		if (strlen(name) != (size_t)name_len) {
-			seterr(err, errlen, "tensor at offset %zu: name contains NUL", start);
+			hark_errbuf_set(err, errlen, "tensor at offset %zu: name contains NUL", start);
 			return HARK_ERR_MODEL;
 		}
 		int bs = hark_wk_type_block(ttype);
 		if (ne[0] % bs != 0) {
-			seterr(err, errlen, "tensor '%s': ne[0] = %lld not a multiple of block %d",
+			hark_errbuf_set(err, errlen, "tensor '%s': ne[0] = %lld not a multiple of block %d",
 			       name, (long long)ne[0], bs);
 			return HARK_ERR_MODEL;
 		}
 		size_t rs = hark_wk_row_size(ttype, ne[0]);
 		size_t nbytes = rs * (size_t)(nel / ne[0]);
 		if (c->size - c->off < nbytes) {
-			seterr(err, errlen, "tensor '%s': data truncated (%zu bytes needed, %zu left)",
+			hark_errbuf_set(err, errlen, "tensor '%s': data truncated (%zu bytes needed, %zu left)",
 			       name, nbytes, c->size - c->off);
 			return HARK_ERR_MODEL;
 		}
@@ -344,26 +335,26 @@ static int parse_tensors(struct hark_wmodel *m, struct cursor *c, struct explist
 			}
 		}
 		if (!e) {
-			seterr(err, errlen, "unknown tensor '%s' in model file", name);
+			hark_errbuf_set(err, errlen, "unknown tensor '%s' in model file", name);
 			return HARK_ERR_MODEL;
 		}
 		if (e->found) {
-			seterr(err, errlen, "duplicate tensor '%s' in model file", name);
+			hark_errbuf_set(err, errlen, "duplicate tensor '%s' in model file", name);
 			return HARK_ERR_MODEL;
 		}
 		if (ne[0] != e->ne[0] || ne[1] != e->ne[1] || ne[2] != e->ne[2]) {
-			seterr(err, errlen, "tensor '%s' has wrong shape: got [%lld, %lld, %lld], expected [%lld, %lld, %lld]",
+			hark_errbuf_set(err, errlen, "tensor '%s' has wrong shape: got [%lld, %lld, %lld], expected [%lld, %lld, %lld]",
 			       name, (long long)ne[0], (long long)ne[1], (long long)ne[2],
 			       (long long)e->ne[0], (long long)e->ne[1], (long long)e->ne[2]);
 			return HARK_ERR_MODEL;
 		}
 		if ((e->kind == K_F32ONLY && ttype != HARK_WT_F32) ||
 		    (e->kind == K_CONV && ttype != HARK_WT_F32 && ttype != HARK_WT_F16)) {
-			seterr(err, errlen, "tensor '%s' has unsupported type %s", name, hark_wk_type_name(ttype));
+			hark_errbuf_set(err, errlen, "tensor '%s' has unsupported type %s", name, hark_wk_type_name(ttype));
 			return HARK_ERR_MODEL;
 		}
 		if (n >= ex->n) { /* cannot happen: names are unique and known */
-			seterr(err, errlen, "too many tensors");
+			hark_errbuf_set(err, errlen, "too many tensors");
 			return HARK_ERR_MODEL;
 		}
 		struct hark_wtensor *t = &m->tensors[n++];
@@ -380,7 +371,7 @@ static int parse_tensors(struct hark_wmodel *m, struct cursor *c, struct explist
 	m->n_tensors = n;
 	for (int i = 0; i < ex->n; i++) {
 		if (!ex->e[i].found) {
-			seterr(err, errlen, "missing tensor '%s' (%d of %d tensors present)", ex->e[i].name, n, ex->n);
+			hark_errbuf_set(err, errlen, "missing tensor '%s' (%d of %d tensors present)", ex->e[i].name, n, ex->n);
 			return HARK_ERR_MODEL;
 		}
 	}
@@ -396,7 +387,7 @@ static int parse(struct hark_wmodel *m, char *err, size_t errlen)
 	int rc;
 	int32_t magic;
 	if (rd_i32(&c, &magic) || (uint32_t)magic != WM_MAGIC) {
-		seterr(err, errlen, "not a whisper.cpp ggml model (bad magic)");
+		hark_errbuf_set(err, errlen, "not a whisper.cpp ggml model (bad magic)");
 		return HARK_ERR_MODEL;
 	}
 	rc = parse_hparams(m, &c, err, errlen);
@@ -409,17 +400,17 @@ static int parse(struct hark_wmodel *m, char *err, size_t errlen)
 	/* mel filters */
 	int32_t n_mel, n_fft;
 	if (rd_i32(&c, &n_mel) || rd_i32(&c, &n_fft)) {
-		seterr(err, errlen, "truncated header (mel filters)");
+		hark_errbuf_set(err, errlen, "truncated header (mel filters)");
 		return HARK_ERR_MODEL;
 	}
 	if (n_mel != m->hp.n_mels || n_fft != WM_NFFT) {
-		seterr(err, errlen, "invalid mel filter block %d x %d (expected %d x %d)",
+		hark_errbuf_set(err, errlen, "invalid mel filter block %d x %d (expected %d x %d)",
 		       (int)n_mel, (int)n_fft, m->hp.n_mels, WM_NFFT);
 		return HARK_ERR_MODEL;
 	}
 	size_t fbytes = (size_t)n_mel * (size_t)n_fft * 4;
 	if (c.size - c.off < fbytes) {
-		seterr(err, errlen, "truncated mel filters");
+		hark_errbuf_set(err, errlen, "truncated mel filters");
 		return HARK_ERR_MODEL;
 	}
 	m->n_mel_filters = n_mel;
@@ -433,11 +424,11 @@ static int parse(struct hark_wmodel *m, char *err, size_t errlen)
 	/* vocabulary */
 	int32_t n_tokens;
 	if (rd_i32(&c, &n_tokens)) {
-		seterr(err, errlen, "truncated header (vocabulary size)");
+		hark_errbuf_set(err, errlen, "truncated header (vocabulary size)");
 		return HARK_ERR_MODEL;
 	}
 	if (n_tokens < 0 || n_tokens > m->hp.n_vocab || (size_t)n_tokens > (c.size - c.off) / 4) {
-		seterr(err, errlen, "invalid vocabulary size %d (n_vocab %d)", (int)n_tokens, m->hp.n_vocab);
+		hark_errbuf_set(err, errlen, "invalid vocabulary size %d (n_vocab %d)", (int)n_tokens, m->hp.n_vocab);
 		return HARK_ERR_MODEL;
 	}
 	m->n_tokens = n_tokens;
@@ -448,12 +439,12 @@ static int parse(struct hark_wmodel *m, char *err, size_t errlen)
 	for (int32_t i = 0; i < n_tokens; i++) {
 		int32_t len;
 		if (rd_i32(&c, &len)) {
-			seterr(err, errlen, "truncated vocabulary at token %d", (int)i);
+			hark_errbuf_set(err, errlen, "truncated vocabulary at token %d", (int)i);
 			return HARK_ERR_MODEL;
 		}
 		uint32_t ulen = (uint32_t)len;
 		if (ulen > c.size - c.off || ulen > 4096) {
-			seterr(err, errlen, "invalid length %u of token %d", ulen, (int)i);
+			hark_errbuf_set(err, errlen, "invalid length %u of token %d", ulen, (int)i);
 			return HARK_ERR_MODEL;
 		}
 		m->tok_bytes[i] = (const char *)c.p + c.off;
@@ -490,14 +481,14 @@ int hark_wmodel_load(const char *path, struct hark_wmodel **out, char *err, size
 	if (err && errlen)
 		err[0] = '\0';
 	if (!path || !out) {
-		seterr(err, errlen, "invalid argument");
+		hark_errbuf_set(err, errlen, "invalid argument");
 		return HARK_ERR_INVALID_ARG;
 	}
 	*out = NULL;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;
-		seterr(err, errlen, "%s: %s", path, strerror(e));
+		hark_errbuf_set(err, errlen, "%s: %s", path, strerror(e));
 		if (e == ENOENT || e == ENOTDIR)
 			return HARK_ERR_NOT_FOUND;
 		if (e == EACCES || e == EPERM)
@@ -507,22 +498,22 @@ int hark_wmodel_load(const char *path, struct hark_wmodel **out, char *err, size
 		return HARK_ERR_IO;
 	}
 	if (fstat(fd, &st) != 0) {
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		hark_errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
 		rc = HARK_ERR_IO;
 		goto out;
 	}
 	if (S_ISDIR(st.st_mode)) {
-		seterr(err, errlen, "%s: is a directory", path);
+		hark_errbuf_set(err, errlen, "%s: is a directory", path);
 		rc = HARK_ERR_IS_DIR;
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		seterr(err, errlen, "%s: not a regular file", path);
+		hark_errbuf_set(err, errlen, "%s: not a regular file", path);
 		rc = HARK_ERR_MODEL;
 		goto out;
 	}
 	if (st.st_size == 0) {
-		seterr(err, errlen, "%s: empty file", path);
+		hark_errbuf_set(err, errlen, "%s: empty file", path);
 		rc = HARK_ERR_MODEL;
 		goto out;
 	}
@@ -540,13 +531,13 @@ int hark_wmodel_load(const char *path, struct hark_wmodel **out, char *err, size
 	m->map = mmap(NULL, m->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	if (m->map == MAP_FAILED) {
 		m->map = NULL;
-		seterr(err, errlen, "%s: mmap: %s", path, strerror(errno));
+		hark_errbuf_set(err, errlen, "%s: mmap: %s", path, strerror(errno));
 		rc = errno == ENOMEM ? HARK_ERR_NOMEM : HARK_ERR_IO;
 		goto out;
 	}
 	rc = parse(m, err, errlen);
 	if (rc == HARK_ERR_NOMEM)
-		seterr(err, errlen, "out of memory while loading %s", path);
+		hark_errbuf_set(err, errlen, "out of memory while loading %s", path);
 out:
 	if (fd >= 0)
 		close(fd);

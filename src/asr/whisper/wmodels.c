@@ -13,7 +13,6 @@
 #include <fcntl.h>
 #include <math.h>
 #include <openssl/evp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +22,7 @@
 #include "asr/whisper/wkernels.h"
 #include "asr/whisper/wmodel.h"
 #include "hark/hark.h"
+#include "util/errbuf.h"
 
 /* ------------------------------------------------------------ catalogue -- */
 
@@ -63,16 +63,6 @@ static const struct hark_wmodels_entry g_catalog[] = {
 	{"large-v3-turbo-q5_0", 574041195, "394221709cd5ad1f40c46e6031ca61bce88931e6e088c188294c6d5a55ffa7e2"},
 	{"large-v3-turbo-q8_0", 874188075, "317eb69c11673c9de1e1f0d459b253999804ec71ac4c23c17ecf5fbe24e259a1"},
 };
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || errlen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 const struct hark_wmodels_entry *hark_wmodels_catalog(size_t *n)
 {
@@ -513,31 +503,31 @@ int hark_wmodels_pull(const char *name, const struct hark_wmodels_pull_params *p
 	if (!p)
 		p = &defp;
 	if (strip_name(name, nm, sizeof(nm))) {
-		seterr(err, errlen, "invalid model name '%s'", name ? name : "");
+		hark_errbuf_set(err, errlen, "invalid model name '%s'", name ? name : "");
 		return HARK_ERR_INVALID_ARG;
 	}
 	const struct hark_wmodels_entry *e = hark_wmodels_lookup(nm);
 	const char *want = p->sha256 ? p->sha256 : (e ? e->sha256 : NULL);
 	if (p->sha256 && !valid_hex(p->sha256)) {
-		seterr(err, errlen, "--sha256 must be 64 hex digits");
+		hark_errbuf_set(err, errlen, "--sha256 must be 64 hex digits");
 		return HARK_ERR_INVALID_ARG;
 	}
 	if (!want && !p->no_verify) {
-		seterr(err, errlen, "model '%s' has no pinned sha256: pass --sha256 HEX or --no-verify", nm);
+		hark_errbuf_set(err, errlen, "model '%s' has no pinned sha256: pass --sha256 HEX or --no-verify", nm);
 		return HARK_ERR_INVALID_ARG;
 	}
 	if (p->dir) {
 		if (strlen(p->dir) >= sizeof(dir)) {
-			seterr(err, errlen, "directory name too long");
+			hark_errbuf_set(err, errlen, "directory name too long");
 			return HARK_ERR_LIMIT;
 		}
 		snprintf(dir, sizeof(dir), "%s", p->dir);
 	} else if ((rc = hark_wmodels_dir(dir, sizeof(dir))) != HARK_OK) {
-		seterr(err, errlen, "no models directory (set HARK_MODELS or HOME)");
+		hark_errbuf_set(err, errlen, "no models directory (set HARK_MODELS or HOME)");
 		return rc;
 	}
 	if (mkdir_p(dir) != 0) {
-		seterr(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+		hark_errbuf_set(err, errlen, "cannot create %s: %s", dir, strerror(errno));
 		return HARK_ERR_IO;
 	}
 	const char *base = p->base_url;
@@ -551,13 +541,13 @@ int hark_wmodels_pull(const char *name, const struct hark_wmodels_pull_params *p
 	if ((size_t)snprintf(url, sizeof(url), "%.*s/ggml-%s.bin", (int)bl, base, nm) >= sizeof(url) ||
 	    (size_t)snprintf(final_path, sizeof(final_path), "%s/ggml-%s.bin", dir, nm) >= sizeof(final_path) ||
 	    (size_t)snprintf(part, sizeof(part), "%s.part", final_path) >= sizeof(part)) {
-		seterr(err, errlen, "path or URL too long");
+		hark_errbuf_set(err, errlen, "path or URL too long");
 		return HARK_ERR_LIMIT;
 	}
 
 	d.f = fopen(part, "ab");
 	if (!d.f) {
-		seterr(err, errlen, "cannot open %s: %s", part, strerror(errno));
+		hark_errbuf_set(err, errlen, "cannot open %s: %s", part, strerror(errno));
 		return HARK_ERR_IO;
 	}
 	struct stat st;
@@ -616,12 +606,12 @@ int hark_wmodels_pull(const char *name, const struct hark_wmodels_pull_params *p
 		if (fflush(d.f) != 0)
 			d.io_error = 1;
 		if (d.io_error) {
-			seterr(err, errlen, "write error on %s", part);
+			hark_errbuf_set(err, errlen, "write error on %s", part);
 			rc = HARK_ERR_IO;
 			goto out;
 		}
 		if (d.overflow) {
-			seterr(err, errlen, "server sent more than the expected %llu bytes", (unsigned long long)d.limit);
+			hark_errbuf_set(err, errlen, "server sent more than the expected %llu bytes", (unsigned long long)d.limit);
 			fclose(d.f);
 			d.f = NULL;
 			unlink(part);
@@ -629,26 +619,26 @@ int hark_wmodels_pull(const char *name, const struct hark_wmodels_pull_params *p
 			goto out;
 		}
 		if (cc == CURLE_ABORTED_BY_CALLBACK) {
-			seterr(err, errlen, "download canceled (partial file kept: %s)", part);
+			hark_errbuf_set(err, errlen, "download canceled (partial file kept: %s)", part);
 			rc = HARK_ERR_CANCELED;
 			goto out;
 		}
 		if (code == 416 && d.have > 0) {
 			/* nothing left to fetch: the .part is complete (checked below) */
 		} else if (cc != CURLE_OK) {
-			seterr(err, errlen, "download of %s failed: %s (partial file kept for resume)", url,
+			hark_errbuf_set(err, errlen, "download of %s failed: %s (partial file kept for resume)", url,
 			       cerr[0] ? cerr : curl_easy_strerror(cc));
 			rc = HARK_ERR_NETWORK;
 			goto out;
 		} else if (code >= 400 || (code != 200 && code != 206 && !(code == 0 && strncmp(url, "file:", 5) == 0))) {
-			seterr(err, errlen, "download of %s failed: HTTP %ld", url, code);
+			hark_errbuf_set(err, errlen, "download of %s failed: HTTP %ld", url, code);
 			rc = HARK_ERR_NETWORK;
 			goto out;
 		}
 	}
 	if (fclose(d.f) != 0) {
 		d.f = NULL;
-		seterr(err, errlen, "write error on %s", part);
+		hark_errbuf_set(err, errlen, "write error on %s", part);
 		rc = HARK_ERR_IO;
 		goto out;
 	}
@@ -659,7 +649,7 @@ int hark_wmodels_pull(const char *name, const struct hark_wmodels_pull_params *p
 	}
 	if (d.total && (uint64_t)st.st_size != d.total) {
 		/* the transfer completed: the server's file is not the pinned one */
-		seterr(err, errlen, "size mismatch for ggml-%s.bin: %llu bytes, expected %llu (download deleted)", nm,
+		hark_errbuf_set(err, errlen, "size mismatch for ggml-%s.bin: %llu bytes, expected %llu (download deleted)", nm,
 		       (unsigned long long)st.st_size, (unsigned long long)d.total);
 		unlink(part);
 		rc = HARK_ERR_CHECKSUM;
@@ -669,11 +659,11 @@ int hark_wmodels_pull(const char *name, const struct hark_wmodels_pull_params *p
 		char hex[65];
 		rc = hark_wmodels_sha256_file(part, hex);
 		if (rc) {
-			seterr(err, errlen, "cannot read %s", part);
+			hark_errbuf_set(err, errlen, "cannot read %s", part);
 			goto out;
 		}
 		if (strcasecmp(hex, want) != 0) {
-			seterr(err, errlen, "sha256 mismatch for ggml-%s.bin: got %s, expected %s (download deleted)", nm,
+			hark_errbuf_set(err, errlen, "sha256 mismatch for ggml-%s.bin: got %s, expected %s (download deleted)", nm,
 			       hex, want);
 			unlink(part);
 			rc = HARK_ERR_CHECKSUM;
@@ -681,7 +671,7 @@ int hark_wmodels_pull(const char *name, const struct hark_wmodels_pull_params *p
 		}
 	}
 	if (rename(part, final_path) != 0) {
-		seterr(err, errlen, "cannot rename %s: %s", part, strerror(errno));
+		hark_errbuf_set(err, errlen, "cannot rename %s: %s", part, strerror(errno));
 		rc = HARK_ERR_IO;
 		goto out;
 	}
@@ -1051,22 +1041,22 @@ int hark_wmodels_synth(const struct hark_wmodels_synth_params *p, const char *pa
 	if (err && errlen)
 		err[0] = '\0';
 	if (!p || !path || !p->like) {
-		seterr(err, errlen, "missing --like or output path");
+		hark_errbuf_set(err, errlen, "missing --like or output path");
 		return HARK_ERR_INVALID_ARG;
 	}
 	for (size_t i = 0; i < sizeof(g_likes) / sizeof(g_likes[0]); i++)
 		if (strcmp(g_likes[i].name, p->like) == 0)
 			s.lk = &g_likes[i];
 	if (!s.lk) {
-		seterr(err, errlen, "unknown model shape '%s'", p->like);
+		hark_errbuf_set(err, errlen, "unknown model shape '%s'", p->like);
 		return HARK_ERR_INVALID_ARG;
 	}
 	if (hark_wk_type_block(p->ftype) == 0 || p->ftype == HARK_WT_Q8_1) {
-		seterr(err, errlen, "unsupported ftype %d", p->ftype);
+		hark_errbuf_set(err, errlen, "unsupported ftype %d", p->ftype);
 		return HARK_ERR_INVALID_ARG;
 	}
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
-		seterr(err, errlen, "output path too long");
+		hark_errbuf_set(err, errlen, "output path too long");
 		return HARK_ERR_LIMIT;
 	}
 	s.ftype = p->ftype;
@@ -1087,7 +1077,7 @@ int hark_wmodels_synth(const struct hark_wmodels_synth_params *p, const char *pa
 	}
 	s.f = fopen(tmp, "wb");
 	if (!s.f) {
-		seterr(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+		hark_errbuf_set(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
 		rc = HARK_ERR_IO;
 		goto out;
 	}
@@ -1096,13 +1086,13 @@ int hark_wmodels_synth(const struct hark_wmodels_synth_params *p, const char *pa
 		rc = HARK_ERR_IO;
 	s.f = NULL;
 	if (rc == HARK_OK && rename(tmp, path) != 0) {
-		seterr(err, errlen, "cannot rename to %s: %s", path, strerror(errno));
+		hark_errbuf_set(err, errlen, "cannot rename to %s: %s", path, strerror(errno));
 		rc = HARK_ERR_IO;
 	}
 	if (rc != HARK_OK) {
 		unlink(tmp);
 		if (err && errlen && !err[0])
-			seterr(err, errlen, "%s", rc == HARK_ERR_CANCELED ? "canceled" : "write failed");
+			hark_errbuf_set(err, errlen, "%s", rc == HARK_ERR_CANCELED ? "canceled" : "write failed");
 	}
 out:
 	free(s.buf);
