@@ -140,3 +140,39 @@ int wd_decode_audio(const char *path, float **pcm, size_t *n)
 	struct hark_audio_params p = hark_audio_default_params();
 	return hark_audio_decode_all(path, &p, (size_t)16000 * 3600, pcm, n, err, sizeof(err));
 }
+
+char *wd_slurp(const char *path, size_t *len)
+{
+	char *d;
+
+	if (wd_read_file(path, &d, len))
+		return NULL;
+	return d;
+}
+
+float *wd_read_filters(const char *path, int *n_mel)
+{
+	char *d;
+	size_t len;
+	int32_t nm, nfft;
+	float *f;
+
+	if (wd_read_file(path, &d, &len))
+		return NULL;
+	if (len < 4 + 44 + 8) {
+		free(d);
+		return NULL;
+	}
+	memcpy(&nm, d + 48, 4);
+	memcpy(&nfft, d + 52, 4);
+	if (nfft != 201 || nm <= 0 || len < 56 + (size_t)nm * 201 * 4) {
+		free(d);
+		return NULL;
+	}
+	f = malloc(sizeof(float) * (size_t)nm * 201);
+	if (f)
+		memcpy(f, d + 56, sizeof(float) * (size_t)nm * 201);
+	free(d);
+	*n_mel = nm;
+	return f;
+}

@@ -16,6 +16,14 @@ const char *wd_shared_dir(void);
  * without the NUL). Returns 0 on success. */
 int wd_read_file(const char *path, char **data, size_t *n);
 
+/* wd_read_file as an expression: the NUL-terminated contents (caller frees)
+ * with their length in *len, or NULL. */
+char *wd_slurp(const char *path, size_t *len);
+
+/* The n_mel x 201 mel filter block read straight from a ggml model header
+ * (malloc'd, caller frees), with the mel count in *n_mel; NULL on error. */
+float *wd_read_filters(const char *path, int *n_mel);
+
 /* Reads a mono 16-bit PCM WAV into malloc'd floats (x / 32768). 0 = ok. */
 int wd_read_wav16(const char *path, float **pcm, size_t *n);
 

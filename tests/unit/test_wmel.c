@@ -19,34 +19,13 @@
 #include "asr/whisper/wmel.h"
 #include "wd_util.h"
 
-/* Reads the n_mel x 201 filter block straight from a ggml model header. */
-static float *read_filters(const char *path, int *n_mel)
-{
-	char *d;
-	size_t len;
-	if (wd_read_file(path, &d, &len) || len < 4 + 44 + 8)
-		return NULL;
-	int32_t nm, nfft;
-	memcpy(&nm, d + 48, 4);
-	memcpy(&nfft, d + 52, 4);
-	if (nfft != 201 || nm <= 0 || len < 56 + (size_t)nm * 201 * 4) {
-		free(d);
-		return NULL;
-	}
-	float *f = malloc(sizeof(float) * (size_t)nm * 201);
-	memcpy(f, d + 56, sizeof(float) * (size_t)nm * 201);
-	free(d);
-	*n_mel = nm;
-	return f;
-}
-
 static void check_model(const char *model, const char *refdir, size_t chunk, int fftw)
 {
 	char path[1024];
 	const char *sh = wd_shared_dir();
 	snprintf(path, sizeof(path), "%s/whisper/models/%s.bin", sh, model);
 	int n_mel = 0;
-	float *filters = read_filters(path, &n_mel);
+	float *filters = wd_read_filters(path, &n_mel);
 	if (!filters)
 		skip();
 	snprintf(path, sizeof(path), "%s/audio/jfk/jfk.wav", sh);

@@ -27,6 +27,8 @@
 #include "asr/whisper/wmodels.h"
 #include "hark/hark.h"
 
+#include "wd_util.h"
+
 static const char *shared_dir(void)
 {
 	const char *s = getenv("HARK_SHARED");
@@ -36,25 +38,6 @@ static const char *shared_dir(void)
 static void model_path(char *out, size_t n, const char *name)
 {
 	snprintf(out, n, "%s/whisper/models/%s.bin", shared_dir(), name);
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *b = malloc((size_t)n + 1);
-	if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-		free(b);
-		b = NULL;
-	}
-	fclose(f);
-	if (b)
-		*len = (size_t)n;
-	return b;
 }
 
 /* ---------------------------------------------------------- good models -- */
@@ -161,7 +144,7 @@ static void test_load_shared_models(void **state)
 		char sc[1024];
 		size_t sl;
 		snprintf(sc, sizeof(sc), "%s/whisper/reference/%s/jfk.logits.json", shared_dir(), e->name);
-		char *s = slurp(sc, &sl);
+		char *s = wd_slurp(sc, &sl);
 		assert_non_null(s);
 		s[sl] = '\0';
 		const char *sp = strstr(s, "\"special_ids\"");
@@ -281,7 +264,7 @@ static void test_truncated(void **state)
 	char path[1024], err[256];
 	size_t n;
 	model_path(path, sizeof(path), "micro-en-q5_1");
-	unsigned char *d = (unsigned char *)slurp(path, &n);
+	unsigned char *d = (unsigned char *)wd_slurp(path, &n);
 	if (!d) {
 		skip();
 		return;
@@ -341,7 +324,7 @@ static void test_hostile_headers(void **state)
 	char path[1024], err[256];
 	size_t n;
 	model_path(path, sizeof(path), "micro-en");
-	unsigned char *d = (unsigned char *)slurp(path, &n);
+	unsigned char *d = (unsigned char *)wd_slurp(path, &n);
 	if (!d) {
 		skip();
 		return;

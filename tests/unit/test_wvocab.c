@@ -19,31 +19,12 @@
 #include "asr/whisper/wvocab.h"
 #include "hark/hark.h"
 
+#include "wd_util.h"
+
 static const char *shared_dir(void)
 {
 	const char *s = getenv("HARK_SHARED");
 	return s ? s : "../shared";
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *b = malloc((size_t)n + 1);
-	if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-		free(b);
-		b = NULL;
-	}
-	fclose(f);
-	if (b) {
-		b[n] = '\0';
-		*len = (size_t)n;
-	}
-	return b;
 }
 
 struct fixture {
@@ -74,7 +55,7 @@ static int check_json_tokens(struct fixture *fx, const char *rel)
 	char path[1024];
 	size_t len;
 	snprintf(path, sizeof(path), "%s/whisper/reference/%s", shared_dir(), rel);
-	char *s = slurp(path, &len);
+	char *s = wd_slurp(path, &len);
 	assert_non_null(s);
 	int n = 0;
 	const char *p = s;
@@ -167,7 +148,7 @@ static void check_sidecar(const char *model, int n_skip)
 		return;
 	}
 	snprintf(path, sizeof(path), "%s/whisper/reference/%s/jfk.logits.json", shared_dir(), model);
-	char *s = slurp(path, &len);
+	char *s = wd_slurp(path, &len);
 	assert_non_null(s);
 	/* forced ids = whisper_tokenize(" And so my fellow Americans"), possibly
 	 * preceded by a timestamp token (n_skip) and truncated to 5 */
