@@ -196,6 +196,11 @@ static void compute_logprobs(const float *logits, int n, float *logprobs)
 	for (int i = 0; i < n; i++)
 		if (logits[i] > -INFINITY)
 			lse += expf(logits[i] - mx);
+	if (!(lse > 0.0f)) { /* every logit masked */
+		for (int i = 0; i < n; i++)
+			logprobs[i] = -INFINITY;
+		return;
+	}
 	lse = logf(lse) + mx;
 	for (int i = 0; i < n; i++)
 		logprobs[i] = logits[i] > -INFINITY ? logits[i] - lse : -INFINITY;
