@@ -26,7 +26,7 @@
 #include "util/textnorm.h"
 #include "util/wer.h"
 
-/* pocketsphinx_continuous baseline on the same rows (issue; docs/ENGINES.md) */
+/* pocketsphinx_continuous baseline on the same rows (docs/ENGINES.md) */
 #define BASELINE_OVERALL 0.521
 #define BASELINE_READ 0.319
 #define MAX_ROWS 256
