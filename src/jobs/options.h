@@ -1,0 +1,60 @@
+/*
+ * Job options: the client-supplied JSON object that says how to process a
+ * job (engine, model, language, decoding knobs, result formats, priority,
+ * webhook). Parsing validates every field (unknown fields are rejected so
+ * typos do not silently change results), canonical serialisation gives a
+ * stable text for storage, and the dedup key hashes the content together with
+ * only the options that change the result (not priority, formats or webhook).
+ */
+#ifndef HARK_JOBS_OPTIONS_H
+#define HARK_JOBS_OPTIONS_H
+
+#include <stddef.h>
+
+#include "store/store.h"
+
+struct hark_job_options {
+	char engine[16];      /* "auto" (default), "pocketsphinx", "whisper" */
+	char model[128];      /* model name ("" = server default); never a path:
+				 letters, digits, '.', '-', '_' only */
+	char language[16];    /* "" = model default; "auto" = detect; else ISO 639-1 */
+	char *prompt;         /* Whisper initial prompt (heap, may be NULL; <= 4096 bytes) */
+	double temperature;   /* 0 (default) .. 1 */
+	int translate;        /* 0/1 */
+	int beam_size;        /* 0 = engine default, 1..16 */
+	int word_timestamps;  /* 1 (default) */
+	unsigned formats;     /* bit (1 << enum hark_format); default all four */
+	int priority;         /* enum hark_job_priority; default normal */
+	char *webhook;        /* http(s) URL (heap, may be NULL; <= 2048 bytes) */
+};
+
+/* Defaults as documented above. */
+struct hark_job_options hark_job_options_default(void);
+/* Frees heap members and resets to defaults. */
+void hark_job_options_clear(struct hark_job_options *o);
+
+/*
+ * Parses a JSON object text (len bytes; NULL or empty = defaults) into *out
+ * (which must be initialised with hark_job_options_default()). Errors:
+ * HARK_ERR_FORMAT (not a JSON object), HARK_ERR_INVALID_ARG (bad field or
+ * value; err names it, e.g. "options.priority: unknown priority \"urgent\"").
+ */
+int hark_job_options_parse(const char *json, size_t len, struct hark_job_options *out,
+			   char *err, size_t errlen);
+
+/* Sets one field from a string (multipart form fields of the OpenAI
+ * endpoint use this): name is the option name, value its text. */
+int hark_job_options_set(struct hark_job_options *o, const char *name, const char *value,
+			 char *err, size_t errlen);
+
+/* Canonical JSON text of all fields (sorted keys, no spaces); heap, caller frees. */
+char *hark_job_options_canonical(const struct hark_job_options *o);
+
+/*
+ * Dedup key: sha256 hex over the job type, the content hash (blob sha or
+ * sha256 of the transcript text) and the result-affecting options.
+ */
+void hark_job_options_dedup_key(const struct hark_job_options *o, const char *type,
+				const char *content_sha, char key[HARK_SHA_HEX_LEN]);
+
+#endif /* HARK_JOBS_OPTIONS_H */
