@@ -30,4 +30,7 @@ int hark_keyring_lookup(struct hark_keyring *kr, const char *token, struct hark_
 /* Number of keys loaded (active and revoked). */
 size_t hark_keyring_count(struct hark_keyring *kr);
 
+/* How many times refresh actually (re)loaded the keys from the store. */
+unsigned long hark_keyring_loads(struct hark_keyring *kr);
+
 #endif /* HARK_SERVER_KEYRING_H */

@@ -41,6 +41,16 @@ void hark_metrics_observe(struct hark_metrics *m, const char *name, const char *
  * truncated, always NUL-terminated). */
 void hark_metrics_escape(const char *in, char *out, size_t cap);
 
+/*
+ * Current value of one series: a counter's or gauge's value, a histogram's
+ * observation count; hark_metrics_dropped_total with labels NULL/"" gives
+ * the dropped-update count. labels as for the updates (exact string).
+ * Returns 0, HARK_ERR_NOT_FOUND if the series does not exist (yet), or
+ * HARK_ERR_INVALID_ARG.
+ */
+int hark_metrics_value(struct hark_metrics *m, const char *name, const char *labels,
+		       double *value);
+
 /* Renders everything; *out heap (caller frees), *len bytes. */
 int hark_metrics_render(struct hark_metrics *m, char **out, size_t *len);
 
