@@ -29,6 +29,11 @@ int hark_blob_writer_new(const char *data_dir, int64_t max_bytes,
  * (disk full: message says so). */
 int hark_blob_writer_write(struct hark_blob_writer *w, const void *p, size_t n);
 
+/* Why the last hark_blob_writer_write() failed ("disk full (...)", "upload
+ * exceeds N bytes", ...); "" if none did. Borrowed, valid until the writer is
+ * freed. (Added by the store module.) */
+const char *hark_blob_writer_errmsg(const struct hark_blob_writer *w);
+
 /* Bytes written so far. */
 int64_t hark_blob_writer_size(const struct hark_blob_writer *w);
 

@@ -370,4 +370,39 @@ int hark_store_meta_set(struct hark_store *st, const char *name, const char *val
 /* Performs a real write transaction (readiness probe). */
 int hark_store_ping_write(struct hark_store *st, char *err, size_t errlen);
 
+/* ---- additions by the store module ---------------------------------------- */
+
+/*
+ * The message of the last failed store call made by the calling thread (a
+ * thread-local buffer, "" after a call that succeeded; every hark_store_*
+ * call resets it). Valid until this thread's next store call. st may be NULL.
+ */
+const char *hark_store_errmsg(struct hark_store *st);
+
+/*
+ * Atomic get-or-create of a setting: stores value under name unless a value
+ * is already there, then returns the stored value in *out (heap, caller
+ * frees). Two processes racing get the same answer.
+ */
+int hark_store_meta_init(struct hark_store *st, const char *name, const char *value,
+			 char **out);
+
+/*
+ * The webhook signing secret kept in the store (meta "webhook_secret"):
+ * created on first use as 32 random bytes in lowercase hex (64 chars).
+ * *secret is heap (caller frees). HARK_ERR_INTERNAL if the RNG fails.
+ */
+int hark_store_webhook_secret(struct hark_store *st, char **secret);
+
+/* Queued + running jobs of a key (the max_unfinished_per_key cap at submit
+ * time; "" counts anonymous jobs). */
+int hark_store_key_unfinished(struct hark_store *st, const char *key_id, int64_t *n);
+
+/* "YYYY-MM-DD" of Unix time t in UTC into day (11 bytes): the usage day. */
+void hark_store_utc_day(double t, char day[11]);
+
+/* RFC 3339 UTC ("2024-05-01T12:00:00.123Z", millisecond precision) of Unix
+ * time t into out (>= 25 bytes). */
+void hark_store_rfc3339(double t, char *out, size_t outlen);
+
 #endif /* HARK_STORE_STORE_H */
