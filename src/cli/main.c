@@ -21,6 +21,7 @@ static const struct command commands[] = {
 	{"transcribe", hark_cli_transcribe, "transcribe audio/video files to txt, json, srt, vtt"},
 	{"spot", hark_cli_spot, "find keywords in audio (PocketSphinx keyword spotting)"},
 	{"models", hark_cli_models, "list, pull or synthesize Whisper models"},
+	{"serve", hark_cli_serve, "run the HTTP job API (uploads, queue, SSE/WebSocket progress, results)"},
 	{"keys", hark_cli_keys, "create, list or revoke API keys of a server data directory"},
 };
 
