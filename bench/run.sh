@@ -11,3 +11,4 @@ bench/bench_transcribe.sh "$BUILD/hark" pocketsphinx
 echo
 echo "## Whisper engine (random-weight models of real dimensions)"
 bench/bench_whisper.sh "$BUILD"
+bench/bench_serve.sh "$BUILD"
