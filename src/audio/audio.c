@@ -205,11 +205,7 @@ static int io_open_refused(struct AVFormatContext *s, AVIOContext **pb,
 
 /* ---------------------------------------------------------- probing ---- */
 
-/*
- * Demuxers that accept content which is not audio/video media: text art,
- * still images, subtitles, playlists and scripts that reference other files.
- */
-static int demuxer_refused(const char *name)
+int hark_audio_demuxer_refused(const char *name)
 {
 	static const char *const deny[] = {
 		"tty", "bin", "xbin", "adf", "idf", "ansi",
@@ -362,8 +358,8 @@ static int open_container(struct hark_audio *a, char *err, size_t errlen)
 		return HARK_ERR_IO;
 	}
 	if (score < 0 || !ifmt || score < MIN_PROBE_SCORE ||
-	    demuxer_refused(ifmt->name)) {
-		if (magic && !(ifmt && demuxer_refused(ifmt->name))) {
+	    hark_audio_demuxer_refused(ifmt->name)) {
+		if (magic && !(ifmt && hark_audio_demuxer_refused(ifmt->name))) {
 			hark_errbuf_set(err, errlen, "looks like %s but cannot be parsed "
 			       "(truncated or damaged)", magic);
 			return HARK_ERR_CORRUPT;

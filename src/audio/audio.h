@@ -67,4 +67,11 @@ int hark_audio_decode_all(const char *path, const struct hark_audio_params *p,
 			  size_t max_samples, float **pcm, size_t *n,
 			  char *err, size_t errlen);
 
+/*
+ * 1 if the libavformat demuxer called name accepts content that is not
+ * audio/video media (text art, still images, subtitles, playlists, scripts
+ * that reference other files), so hark refuses it; else 0.
+ */
+int hark_audio_demuxer_refused(const char *name);
+
 #endif /* HARK_AUDIO_AUDIO_H */

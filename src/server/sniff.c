@@ -15,6 +15,8 @@
  */
 #include "server/sniff.h"
 
+#include "audio/audio.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -370,29 +372,6 @@ static int looks_like_text(const unsigned char *b, size_t n)
 
 /* ----------------------------------------------------------- probing ---- */
 
-/* Same refusals as the decoder (src/audio/audio.c): not audio/video media. */
-static int demuxer_refused(const char *name)
-{
-	static const char *const deny[] = {
-		"tty", "bin", "xbin", "adf", "idf", "ansi",
-		"image2", "image2pipe", "gif", "apng", "ico", "alias_pix",
-		"brender_pix", "mpjpeg", "webp", "jpegxl_anim", "imf",
-		"hls", "dash", "concat", "ffmetadata", "sdp", "rtp", "rtsp",
-		"srt", "ass", "ssa", "webvtt", "microdvd", "subviewer",
-		"subviewer1", "mpl2", "mpsub", "pjs", "jacosub", "lrc",
-		"realtext", "sami", "stl", "vplayer", "aqtitle", "scc", "mcc",
-		"sup", "vobsub", "dvbsub", "dvbtxt", "tedcaptions", "libgme",
-		"data", "fits", "smjpeg", NULL,
-	};
-	size_t n = strlen(name);
-
-	if (n >= 5 && !strcmp(name + n - 5, "_pipe"))
-		return 1;
-	for (size_t i = 0; deny[i]; i++)
-		if (!strcmp(name, deny[i]))
-			return 1;
-	return 0;
-}
 
 /* Demuxer name -> MIME type; NULL for demuxers we do not accept. */
 static const char *demuxer_mime(const char *name)
@@ -448,7 +427,7 @@ static const char *probe(const unsigned char *b, size_t n)
 	pd.buf = buf;
 	pd.buf_size = (int)n;
 	fmt = av_probe_input_format3(&pd, 1, &score);
-	if (fmt && score >= SNIFF_MIN_SCORE && !demuxer_refused(fmt->name))
+	if (fmt && score >= SNIFF_MIN_SCORE && !hark_audio_demuxer_refused(fmt->name))
 		mime = demuxer_mime(fmt->name);
 	if (buf != stackbuf)
 		free(buf);
