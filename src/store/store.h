@@ -405,4 +405,64 @@ void hark_store_utc_day(double t, char day[11]);
  * time t into out (>= 25 bytes). */
 void hark_store_rfc3339(double t, char *out, size_t outlen);
 
+/* ---- LLM layer: reply cache, call accounting, shared rate limits ---------- */
+
+/* One accounted LLM call (a finished HTTP request, or a cache hit). */
+struct hark_llm_call {
+	double at;                     /* Unix seconds (real) */
+	char job_id[HARK_ID_LEN];      /* "" = none */
+	char key_id[HARK_ID_LEN];      /* "" = none */
+	char task[32];                 /* route name */
+	char model[160];               /* "provider/model" */
+	char kind[12];                 /* "chat", "embed" */
+	int http_status;               /* 0 = transport failure or cache hit */
+	int ok;                        /* 1: a usable reply */
+	int cached;                    /* 1: answered from the cache (0 tokens, 0 cost) */
+	int64_t tokens_in, tokens_out; /* billed usage the provider reported */
+	double cost_usd;
+	double latency_s;              /* provider seconds */
+};
+
+/* Sums over accounted calls. */
+struct hark_llm_usage {
+	int64_t calls;       /* rows (HTTP requests + cache hits) */
+	int64_t requests;    /* rows with cached = 0 */
+	int64_t cached;
+	int64_t failed;      /* rows with ok = 0 */
+	int64_t tokens_in, tokens_out;
+	double cost_usd;
+};
+
+/*
+ * Reply cache keyed by the sha256 (hex) of a canonical request. get: *value
+ * heap (caller frees) and *len, or HARK_ERR_NOT_FOUND when absent or expired
+ * (expires_at != 0 and <= now). put: insert or replace; expires_at 0 =
+ * never. purge: deletes expired rows, *n_out how many (may be NULL).
+ */
+int hark_store_llm_cache_get(struct hark_store *st, const char *hash, double now, char **value,
+			     size_t *len);
+int hark_store_llm_cache_put(struct hark_store *st, const char *hash, const char *model,
+			     const char *value, size_t len, double expires_at);
+int hark_store_llm_cache_purge(struct hark_store *st, double now, int64_t *n_out);
+
+/* Appends one accounted call. */
+int hark_store_llm_call_add(struct hark_store *st, const struct hark_llm_call *c);
+
+/* Sums calls matching every given filter: job_id / key_id (NULL = any;
+ * "" matches calls without one), model (NULL = any), at >= since. */
+int hark_store_llm_usage(struct hark_store *st, const char *job_id, const char *key_id,
+			 const char *model, double since, struct hark_llm_usage *out);
+
+/*
+ * Store-backed sliding-window limiter (the shared budget behind
+ * hark_llm_limiter_store_new; semantics of struct hark_llm_limiter_ops in
+ * src/llm/limiter.h). Times are provider seconds. rpm/tpm 0 = unlimited.
+ * Atomic across processes: one write transaction per acquire.
+ */
+int hark_store_llm_rate_acquire(struct hark_store *st, const char *key, double rpm, double tpm,
+				double window_s, double tokens, double now, int *admitted,
+				double *retry_at, int64_t *ticket);
+int hark_store_llm_rate_adjust(struct hark_store *st, int64_t ticket, double tokens);
+int hark_store_llm_rate_block(struct hark_store *st, const char *key, double until);
+
 #endif /* HARK_STORE_STORE_H */
