@@ -1,6 +1,6 @@
 # hark: the two set-up commands are `make demo` and `make test`.
 # Everything else here is a convenience around CMake/CTest.
-.PHONY: all deps build build-asan demo test test-release test-asan bench clean
+.PHONY: all deps build build-asan demo test test-release test-asan bench bench-llm clean
 
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD     ?= build
@@ -38,6 +38,9 @@ test: test-release test-asan
 
 bench: build
 	@bench/run.sh $(BUILD)
+
+bench-llm: build
+	@bench/bench_llm.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN)

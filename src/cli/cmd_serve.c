@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "server/config.h"
+#include "llm/config.h"
 #include "server/server.h"
 
 int hark_cli_serve(int argc, char **argv);
@@ -74,6 +75,7 @@ int hark_cli_serve(int argc, char **argv)
 	};
 	struct hark_server_params p = hark_server_default_params();
 	struct hark_server_config *cfg = NULL;
+	struct hark_llm_config *llm_cfg = NULL;
 	const char *config = NULL;
 	char host[256], err[512] = "";
 	int c, rc = 0, n_cors_flags = 0;
@@ -97,6 +99,14 @@ int hark_cli_serve(int argc, char **argv)
 			return hark_cli_exit_code(rc);
 		}
 	}
+	/* LLM providers: the same file's providers/routes/llm (or $HARK_CONFIG) */
+	rc = hark_llm_config_load(config, &llm_cfg, err, sizeof(err));
+	if (rc) {
+		hark_cli_error(config ? config : "HARK_CONFIG", rc, err);
+		hark_server_config_free(cfg);
+		return hark_cli_exit_code(rc);
+	}
+	p.llm_config = llm_cfg;
 
 	optind = 1;
 	opterr = 1;
@@ -183,6 +193,7 @@ int hark_cli_serve(int argc, char **argv)
 	if (rc)
 		hark_cli_error("serve", rc, err);
 out:
+	hark_llm_config_free(llm_cfg);
 	hark_server_config_free(cfg);
 	return hark_cli_exit_code(rc);
 }

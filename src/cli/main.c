@@ -23,6 +23,7 @@ static const struct command commands[] = {
 	{"models", hark_cli_models, "list, pull or synthesize Whisper models"},
 	{"serve", hark_cli_serve, "run the HTTP job API (uploads, queue, SSE/WebSocket progress, results)"},
 	{"keys", hark_cli_keys, "create, list or revoke API keys of a server data directory"},
+	{"llm", hark_cli_llm, "LLM providers: check the config, chat, embed, usage and cost"},
 };
 
 static void usage(FILE *f)

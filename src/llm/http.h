@@ -102,4 +102,17 @@ double hark_llm_http_parse_retry_after(const char *s, double now_unix);
 /* One-time libcurl global init (thread-safe, idempotent). */
 int hark_llm_http_global_init(void);
 
+/*
+ * A share handle for hark_llm_xfer_new that shares DNS cache, connections
+ * and TLS sessions between transfers, with mutex lock callbacks so that
+ * handles using it may run on several threads. *out is freed with
+ * hark_llm_http_share_free once no easy handle uses it any more.
+ */
+int hark_llm_http_share_new(CURLSH **out);
+void hark_llm_http_share_free(CURLSH *sh);
+
+/* The transfer an easy handle made by hark_llm_xfer_new belongs to (it is
+ * the handle's CURLOPT_PRIVATE); NULL for a foreign handle's NULL private. */
+struct hark_llm_xfer *hark_llm_xfer_from_easy(CURL *easy);
+
 #endif /* HARK_LLM_HTTP_H */

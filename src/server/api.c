@@ -557,6 +557,32 @@ static int load_job(struct hark_req *r, struct hark_job *j)
 	return HARK_OK;
 }
 
+/* The job's summary JSON plus, when the job made LLM calls, an "llm" object
+ * with their accounting (docs/SERVER.md, "Job object"). Heap or NULL. */
+static char *job_summary_with_llm(struct hark_req *r, const struct hark_job *j)
+{
+	char *s = hark_store_job_summary_json(j);
+	struct hark_llm_usage u;
+	json_t *o;
+
+	if (!s || hark_store_llm_usage(r->srv->st, j->id, NULL, NULL, 0, &u) != HARK_OK ||
+	    u.calls == 0)
+		return s;
+	o = json_loads(s, 0, NULL);
+	if (!o)
+		return s;
+	json_object_set_new(o, "llm",
+			    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:f}", "calls", (json_int_t)u.calls,
+				      "requests", (json_int_t)u.requests, "cached",
+				      (json_int_t)u.cached, "failed", (json_int_t)u.failed,
+				      "tokens_in", (json_int_t)u.tokens_in, "tokens_out",
+				      (json_int_t)u.tokens_out, "cost_usd", u.cost_usd));
+	free(s);
+	s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return s;
+}
+
 static void job_get_task(struct hark_req *r)
 {
 	struct hark_job j;
@@ -564,7 +590,7 @@ static void job_get_task(struct hark_req *r)
 
 	if (load_job(r, &j))
 		return;
-	s = hark_store_job_summary_json(&j);
+	s = job_summary_with_llm(r, &j);
 	if (s)
 		hark_server_set_response(r, 200, "application/json", s, strlen(s));
 	else

@@ -72,6 +72,7 @@ struct hark_srv {
 	struct hark_keyring *keys;
 	struct hark_ratelimit *rl;
 	struct hark_metrics *metrics;
+	struct hark_llm *llm;   /* LLM client shared by jobs; NULL = offline only */
 	int port;
 	char instance_id[48];
 

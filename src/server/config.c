@@ -271,6 +271,9 @@ int hark_server_config_load(const char *path, struct hark_server_params *p,
 		goto out;
 	}
 	json_object_foreach(c->root, k, v) {
+		/* the LLM layer's members (src/llm/config.c reads them) */
+		if (!strcmp(k, "providers") || !strcmp(k, "routes") || !strcmp(k, "llm"))
+			continue;
 		if ((rc = apply_field(c, p, k, v, err, errlen)))
 			goto out;
 	}

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "llm/llm.h"
 #include "server/api.h"
 #include "server/keyring.h"
 #include "server/metrics.h"
@@ -2057,6 +2058,19 @@ int hark_server_run(const struct hark_server_params *p, char *err, size_t errlen
 		goto out;
 	}
 
+	if (p->llm_config && p->llm_config->n_providers > 0) {
+		struct hark_llm_params lp = hark_llm_default_params();
+
+		lp.config = p->llm_config;
+		lp.store = srv->st;
+		lp.metrics = srv->metrics;
+		lp.shared_limiter = 1; /* one budget for every process on this store */
+		if ((rc = hark_llm_init(&lp, &srv->llm, msg, sizeof(msg)))) {
+			hark_errbuf_set(err, errlen, "LLM providers: %s", msg);
+			goto out;
+		}
+	}
+
 	lws_set_log_level(LLL_ERR, lws_log_emit);
 	if ((rc = create_context(srv, err, errlen)))
 		goto out;
@@ -2133,6 +2147,7 @@ out:
 			free(sub);
 		}
 		free(srv->purges);
+		hark_llm_free(srv->llm);
 		hark_hub_free(srv->hub);
 		hark_keyring_free(srv->keys);
 		hark_ratelimit_free(srv->rl);

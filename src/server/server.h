@@ -15,7 +15,11 @@
 
 #define HARK_SERVER_MAX_CORS 16
 
+struct hark_llm_config;
+
 struct hark_server_params {
+	const struct hark_llm_config *llm_config; /* LLM providers (borrowed); NULL or none
+						  * configured = offline only */
 	const char *host;             /* listen address; "127.0.0.1" (0.0.0.0 / :: = all) */
 	int port;                     /* 8080; 0 = any free port */
 	const char *data_dir;         /* "./hark-data": hark.db, blobs/, hark.lock */

@@ -868,3 +868,115 @@ int hark_store_webhook_secret(struct hark_store *st, char **secret)
 	OPENSSL_cleanse(hex, sizeof(hex));
 	return finish_err(rc);
 }
+
+/* ---- LLM layer ---------------------------------------------------------------------- */
+
+int hark_store_llm_cache_get(struct hark_store *st, const char *hash, double now, char **value,
+			     size_t *len)
+{
+	errmsg_reset();
+	if (value)
+		*value = NULL;
+	if (len)
+		*len = 0;
+	CHECK(st && hash && *hash && value && len);
+	CHECK(!isnan(now));
+	return finish_err(st->ops->llm_cache_get(st->be, hash, now, value, len));
+}
+
+int hark_store_llm_cache_put(struct hark_store *st, const char *hash, const char *model,
+			     const char *value, size_t len, double expires_at)
+{
+	errmsg_reset();
+	CHECK(st && hash && *hash && (value || len == 0));
+	CHECK(isfinite(expires_at) && expires_at >= 0);
+	if (len > 1000000000u)
+		return hark_store_set_errmsg(HARK_ERR_LIMIT, "cached reply of %zu bytes is too large",
+					     len);
+	return finish_err(st->ops->llm_cache_put(st->be, hash, model ? model : "",
+						 value ? value : "", len, expires_at));
+}
+
+int hark_store_llm_cache_purge(struct hark_store *st, double now, int64_t *n_out)
+{
+	int64_t dummy;
+
+	errmsg_reset();
+	if (n_out)
+		*n_out = 0;
+	CHECK(st && !isnan(now));
+	return finish_err(st->ops->llm_cache_purge(st->be, now, n_out ? n_out : &dummy));
+}
+
+int hark_store_llm_call_add(struct hark_store *st, const struct hark_llm_call *c)
+{
+	errmsg_reset();
+	CHECK(st && c);
+	CHECK(isfinite(c->at) && isfinite(c->cost_usd) && !isnan(c->latency_s));
+	return finish_err(st->ops->llm_call_add(st->be, c));
+}
+
+int hark_store_llm_usage(struct hark_store *st, const char *job_id, const char *key_id,
+			 const char *model, double since, struct hark_llm_usage *out)
+{
+	errmsg_reset();
+	if (out)
+		memset(out, 0, sizeof(*out));
+	CHECK(st && out);
+	if (isnan(since))
+		since = 0;
+	return finish_err(st->ops->llm_usage(st->be, job_id, key_id, model, since, out));
+}
+
+/* Reservations count whole tokens (rounded up, as the in-process limiter
+ * does), so window sums are exact; negative counts are 0. */
+static double whole_tokens(double tokens)
+{
+	if (!(tokens > 0))
+		return 0;
+	if (tokens > 1e15)
+		return 1e15;
+	return ceil(tokens);
+}
+
+int hark_store_llm_rate_acquire(struct hark_store *st, const char *key, double rpm, double tpm,
+				double window_s, double tokens, double now, int *admitted,
+				double *retry_at, int64_t *ticket)
+{
+	int64_t dummy;
+
+	errmsg_reset();
+	if (admitted)
+		*admitted = 0;
+	if (retry_at)
+		*retry_at = 0;
+	if (ticket)
+		*ticket = 0;
+	CHECK(st && key && *key && strnlen(key, 1025) <= 1024 && admitted && retry_at);
+	CHECK(isfinite(now) && !isnan(rpm) && !isnan(tpm) && !isnan(tokens));
+	if (!(rpm > 0) || isinf(rpm))
+		rpm = 0;
+	if (!(tpm > 0) || isinf(tpm))
+		tpm = 0;
+	if (rpm > 0 || tpm > 0)
+		CHECK(isfinite(window_s) && window_s > 0);
+	tokens = whole_tokens(tokens);
+	return finish_err(st->ops->llm_rate_acquire(st->be, key, rpm, tpm, window_s, tokens, now,
+						    admitted, retry_at, ticket ? ticket : &dummy));
+}
+
+int hark_store_llm_rate_adjust(struct hark_store *st, int64_t ticket, double tokens)
+{
+	errmsg_reset();
+	CHECK(st && !isnan(tokens));
+	if (ticket <= 0)
+		return HARK_OK; /* no reservation behind it (unlimited key) */
+	return finish_err(st->ops->llm_rate_adjust(st->be, ticket, whole_tokens(tokens)));
+}
+
+int hark_store_llm_rate_block(struct hark_store *st, const char *key, double until)
+{
+	errmsg_reset();
+	CHECK(st && key && *key && strnlen(key, 1025) <= 1024 && !isnan(until));
+	return finish_err(st->ops->llm_rate_block(st->be, key, until));
+}

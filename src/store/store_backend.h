@@ -75,6 +75,21 @@ struct hark_store_ops {
 	int (*meta_set)(void *be, const char *name, const char *value);
 	int (*meta_init)(void *be, const char *name, const char *value, char **out);
 	int (*ping_write)(void *be);
+
+	/* LLM layer: reply cache, call accounting, shared rate limits (the
+	 * dispatchers in store.c have checked and normalised the arguments) */
+	int (*llm_cache_get)(void *be, const char *hash, double now, char **value, size_t *len);
+	int (*llm_cache_put)(void *be, const char *hash, const char *model, const char *value,
+			     size_t len, double expires_at);
+	int (*llm_cache_purge)(void *be, double now, int64_t *n_out);
+	int (*llm_call_add)(void *be, const struct hark_llm_call *c);
+	int (*llm_usage)(void *be, const char *job_id, const char *key_id, const char *model,
+			 double since, struct hark_llm_usage *out);
+	int (*llm_rate_acquire)(void *be, const char *key, double rpm, double tpm,
+				double window_s, double tokens, double now, int *admitted,
+				double *retry_at, int64_t *ticket);
+	int (*llm_rate_adjust)(void *be, int64_t ticket, double tokens);
+	int (*llm_rate_block)(void *be, const char *key, double until);
 };
 
 extern const struct hark_store_ops hark_store_sqlite_ops;

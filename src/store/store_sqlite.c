@@ -2,14 +2,17 @@
  * The SQLite backend of the job store: one database file DIR/hark.db in WAL
  * mode (synchronous=FULL by default, foreign keys on, a busy timeout for
  * other processes such as `hark keys`), schema versioned by PRAGMA
- * user_version and created in one transaction. A handle keeps a small pool of
- * connections (mutex + condition variable; an operation borrows one), each
- * with its own lazily prepared, reused statements. Write operations are
- * serialised inside the process by a mutex and run as BEGIN IMMEDIATE
- * transactions, so in-process writers never spin on SQLITE_BUSY and readers
- * proceed concurrently under WAL. Every job state change appends its event
- * (data = job summary JSON after the change) in the same transaction. All
- * SQL and locking of the store lives in this file.
+ * user_version, created or migrated step by step in one transaction. A
+ * handle keeps a small pool of connections (mutex + condition variable; an
+ * operation borrows one), each with its own lazily prepared, reused
+ * statements. Write operations are serialised inside the process by a mutex
+ * and run as BEGIN IMMEDIATE transactions, so in-process writers never spin
+ * on SQLITE_BUSY and readers proceed concurrently under WAL. Every job state
+ * change appends its event (data = job summary JSON after the change) in the
+ * same transaction. The LLM layer's reply cache, call log and the shared
+ * sliding-window rate limiter (one write transaction per reservation, so
+ * every process on the file shares one budget) live here too. All SQL and
+ * locking of the store lives in this file.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +30,7 @@
 #include "util/errbuf.h"
 
 #define POOL_MAX 8
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define LIST_MAX 1000
 
 /* ---- schema ------------------------------------------------------------------ */
@@ -118,6 +121,60 @@ static const char schema_sql[] =
 	" name TEXT PRIMARY KEY,"
 	" value TEXT NOT NULL);";
 
+/*
+ * Version 2: the LLM layer. llm_cache holds replies keyed by the sha256 of
+ * a canonical request (the partial index serves the expiry sweep);
+ * llm_calls is the append-only accounting log, indexed for the usage
+ * filters (job, key, model, each with the time, and the time alone);
+ * llm_rate holds the reservations of the shared sliding-window limiter
+ * (AUTOINCREMENT: a ticket is never reused, so a stale adjust cannot touch
+ * a newer reservation) and llm_rate_block the Retry-After blocks per key.
+ */
+static const char schema_v2_sql[] =
+	"CREATE TABLE llm_cache ("
+	" hash TEXT PRIMARY KEY,"
+	" model TEXT NOT NULL DEFAULT '',"
+	" value BLOB NOT NULL,"
+	" created_at REAL NOT NULL,"
+	" expires_at REAL NOT NULL DEFAULT 0);"
+	"CREATE INDEX llm_cache_expires ON llm_cache(expires_at) WHERE expires_at>0;"
+	"CREATE TABLE llm_calls ("
+	" id INTEGER PRIMARY KEY,"
+	" at REAL NOT NULL,"
+	" job_id TEXT NOT NULL DEFAULT '',"
+	" key_id TEXT NOT NULL DEFAULT '',"
+	" task TEXT NOT NULL DEFAULT '',"
+	" model TEXT NOT NULL DEFAULT '',"
+	" kind TEXT NOT NULL DEFAULT '',"
+	" http_status INTEGER NOT NULL DEFAULT 0,"
+	" ok INTEGER NOT NULL DEFAULT 0,"
+	" cached INTEGER NOT NULL DEFAULT 0,"
+	" tokens_in INTEGER NOT NULL DEFAULT 0,"
+	" tokens_out INTEGER NOT NULL DEFAULT 0,"
+	" cost_usd REAL NOT NULL DEFAULT 0,"
+	" latency_s REAL NOT NULL DEFAULT 0);"
+	"CREATE INDEX llm_calls_job ON llm_calls(job_id, at);"
+	"CREATE INDEX llm_calls_key ON llm_calls(key_id, at);"
+	"CREATE INDEX llm_calls_model ON llm_calls(model, at);"
+	"CREATE INDEX llm_calls_at ON llm_calls(at);"
+	"CREATE TABLE llm_rate ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" key TEXT NOT NULL,"
+	" t REAL NOT NULL,"
+	" tokens REAL NOT NULL DEFAULT 0);"
+	"CREATE INDEX llm_rate_key ON llm_rate(key, t);"
+	"CREATE TABLE llm_rate_block ("
+	" key TEXT PRIMARY KEY,"
+	" until REAL NOT NULL);";
+
+/* migrations[v] takes a database from schema version v - 1 to v; a new data
+ * directory goes through all of them, an older one through the missing ones,
+ * in the one schema transaction. */
+static const char *const migrations[SCHEMA_VERSION + 1] = {
+	[1] = schema_sql,
+	[2] = schema_v2_sql,
+};
+
 /* ---- statements ----------------------------------------------------------------- */
 
 #define JOB_COLS                                                                        \
@@ -135,6 +192,17 @@ static const char schema_sql[] =
 #define LIST_ST " AND +status=?1"
 #define LIST_KEY " AND key_id=?2"
 #define LIST_CUR " AND id<?3"
+
+#define LLM_USAGE_SQL(job, key, model)                                                   \
+	"SELECT count(*), coalesce(sum(cached=0),0), coalesce(sum(cached<>0),0),"          \
+	" coalesce(sum(ok=0),0), coalesce(sum(tokens_in),0), coalesce(sum(tokens_out),0),"  \
+	" total(cost_usd) FROM llm_calls WHERE at>=?4" job key model
+#define LLM_U_JOB " AND job_id=?1"
+#define LLM_U_KEY " AND key_id=?2"
+#define LLM_U_MODEL " AND model=?3"
+#define LLM_CALL_COLS                                                                   \
+	"at,job_id,key_id,task,model,kind,http_status,ok,cached,tokens_in,tokens_out,"    \
+	"cost_usd,latency_s"
 
 enum stmt_id {
 	S_BEGIN_IMMEDIATE,
@@ -193,6 +261,26 @@ enum stmt_id {
 	S_META_GET,
 	S_META_SET,
 	S_META_INIT,
+	S_LLM_CACHE_GET,
+	S_LLM_CACHE_PUT,
+	S_LLM_CACHE_PURGE,
+	S_LLM_CACHE_SWEEP,
+	S_LLM_CALL_ADD,
+	S_LLM_USAGE0, /* 8 variants: bit 0 job, bit 1 key, bit 2 model */
+	S_LLM_USAGE1,
+	S_LLM_USAGE2,
+	S_LLM_USAGE3,
+	S_LLM_USAGE4,
+	S_LLM_USAGE5,
+	S_LLM_USAGE6,
+	S_LLM_USAGE7,
+	S_LLM_RATE_PRUNE,
+	S_LLM_RATE_SUM,
+	S_LLM_RATE_WALK,
+	S_LLM_RATE_INSERT,
+	S_LLM_RATE_ADJUST,
+	S_LLM_RATE_BLOCK_GET,
+	S_LLM_RATE_BLOCK_SET,
 	S__COUNT
 };
 
@@ -290,6 +378,37 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_META_SET] = "INSERT INTO meta(name,value) VALUES(?1,?2)"
 		       " ON CONFLICT(name) DO UPDATE SET value=excluded.value",
 	[S_META_INIT] = "INSERT INTO meta(name,value) VALUES(?1,?2) ON CONFLICT(name) DO NOTHING",
+	[S_LLM_CACHE_GET] = "SELECT value FROM llm_cache WHERE hash=?1"
+			    " AND (expires_at=0 OR expires_at>?2)",
+	[S_LLM_CACHE_PUT] = "INSERT INTO llm_cache(hash,model,value,created_at,expires_at)"
+			    " VALUES(?1,?2,?3,?4,?5) ON CONFLICT(hash) DO UPDATE SET"
+			    " model=excluded.model, value=excluded.value,"
+			    " created_at=excluded.created_at, expires_at=excluded.expires_at",
+	[S_LLM_CACHE_PURGE] = "DELETE FROM llm_cache WHERE expires_at>0 AND expires_at<=?1",
+	[S_LLM_CACHE_SWEEP] = "DELETE FROM llm_cache WHERE rowid IN (SELECT rowid FROM llm_cache"
+			      " WHERE expires_at>0 AND expires_at<=?1 LIMIT ?2)",
+	[S_LLM_CALL_ADD] = "INSERT INTO llm_calls(" LLM_CALL_COLS ") VALUES(?1,?2,?3,?4,?5,?6,"
+			   "?7,?8,?9,?10,?11,?12,?13)",
+	[S_LLM_USAGE0] = LLM_USAGE_SQL("", "", ""),
+	[S_LLM_USAGE1] = LLM_USAGE_SQL(LLM_U_JOB, "", ""),
+	[S_LLM_USAGE2] = LLM_USAGE_SQL("", LLM_U_KEY, ""),
+	[S_LLM_USAGE3] = LLM_USAGE_SQL(LLM_U_JOB, LLM_U_KEY, ""),
+	[S_LLM_USAGE4] = LLM_USAGE_SQL("", "", LLM_U_MODEL),
+	[S_LLM_USAGE5] = LLM_USAGE_SQL(LLM_U_JOB, "", LLM_U_MODEL),
+	[S_LLM_USAGE6] = LLM_USAGE_SQL("", LLM_U_KEY, LLM_U_MODEL),
+	[S_LLM_USAGE7] = LLM_USAGE_SQL(LLM_U_JOB, LLM_U_KEY, LLM_U_MODEL),
+	/* a reservation at t counts at time now while t + window > now (the
+	 * same sum that gives retry_at, so retry_at is admitted exactly) */
+	[S_LLM_RATE_PRUNE] = "DELETE FROM llm_rate WHERE key=?1 AND t+?2<=?3",
+	[S_LLM_RATE_SUM] = "SELECT count(*), total(tokens) FROM llm_rate WHERE key=?1"
+			   " AND t+?2>?3",
+	[S_LLM_RATE_WALK] = "SELECT t, tokens FROM llm_rate WHERE key=?1 AND t+?2>?3"
+			    " ORDER BY t, id",
+	[S_LLM_RATE_INSERT] = "INSERT INTO llm_rate(key,t,tokens) VALUES(?1,?2,?3)",
+	[S_LLM_RATE_ADJUST] = "UPDATE llm_rate SET tokens=?2 WHERE id=?1",
+	[S_LLM_RATE_BLOCK_GET] = "SELECT until FROM llm_rate_block WHERE key=?1",
+	[S_LLM_RATE_BLOCK_SET] = "INSERT INTO llm_rate_block(key,until) VALUES(?1,?2)"
+				 " ON CONFLICT(key) DO UPDATE SET until=max(until,excluded.until)",
 };
 
 /* ---- handle and connection pool ---------------------------------------------------- */
@@ -956,12 +1075,21 @@ static int init_db(struct conn *c)
 	else
 		rc = sq_err(c, r, "read schema version");
 	sqlite3_finalize(s);
-	if (rc == HARK_OK && version == 0) {
-		rc = exec_sql(c, schema_sql, "create schema");
-		if (rc != HARK_OK && rc != HARK_ERR_IO && rc != HARK_ERR_NOMEM)
-			rc = hark_store_set_errmsg(HARK_ERR_CORRUPT,
-						   "%s is an SQLite database but not a hark store (%s)",
-						   c->sq->path, hark_store_errmsg(NULL));
+	if (rc == HARK_OK && version >= 0 && version < SCHEMA_VERSION) {
+		for (int v = version + 1; rc == HARK_OK && v <= SCHEMA_VERSION; v++) {
+			rc = exec_sql(c, migrations[v], v == 1 ? "create schema" : "migrate schema");
+			if (rc != HARK_OK && rc != HARK_ERR_IO && rc != HARK_ERR_NOMEM && v == 1)
+				rc = hark_store_set_errmsg(
+					HARK_ERR_CORRUPT,
+					"%s is an SQLite database but not a hark store (%s)",
+					c->sq->path, hark_store_errmsg(NULL));
+			else if (rc != HARK_OK && rc != HARK_ERR_IO && rc != HARK_ERR_NOMEM)
+				rc = hark_store_set_errmsg(
+					HARK_ERR_CORRUPT,
+					"%s: cannot migrate the hark store from schema version %d to "
+					"%d (%s)",
+					c->sq->path, v - 1, v, hark_store_errmsg(NULL));
+		}
 		if (rc == HARK_OK) {
 			char sql[64];
 
@@ -1777,6 +1905,15 @@ static int sq_sweep(void *be, double now, size_t limit, size_t *n_jobs,
 	rc = wbegin(sq, &c);
 	if (rc != HARK_OK)
 		return rc;
+	/* expired LLM replies go in the same sweep, at most limit per call */
+	s = prep(c, S_LLM_CACHE_SWEEP, &rc);
+	if (!s)
+		goto out;
+	sqlite3_bind_double(s, 1, now);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)(limit > INT64_MAX ? INT64_MAX : limit));
+	rc = run(c, s, "remove expired LLM replies");
+	if (rc != HARK_OK)
+		goto out;
 	s = prep(c, S_SWEEP_PICK, &rc);
 	if (!s)
 		goto out;
@@ -2348,6 +2485,341 @@ out:
 	return wend(sq, c, rc);
 }
 
+/* ---- LLM layer: reply cache, call accounting, shared rate limits ------------------------ */
+
+/* Binds a fixed-size char array that may lack its NUL (read at most cap bytes). */
+static void bind_fixed(sqlite3_stmt *s, int i, const char *v, size_t cap)
+{
+	sqlite3_bind_text(s, i, v, (int)strnlen(v, cap), SQLITE_STATIC);
+}
+
+static int sq_llm_cache_get(void *be, const char *hash, double now, char **value, size_t *len)
+{
+	struct sq *sq = be;
+	struct conn *c = NULL;
+	sqlite3_stmt *s;
+	int rc, r;
+
+	rc = rbegin(sq, &c, 0);
+	if (rc != HARK_OK)
+		return rc;
+	s = prep(c, S_LLM_CACHE_GET, &rc);
+	if (!s)
+		goto out;
+	sqlite3_bind_text(s, 1, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_double(s, 2, now);
+	r = step_row(c, s, "read cached LLM reply", &rc);
+	if (r == 0) {
+		rc = hark_store_set_errmsg(HARK_ERR_NOT_FOUND, "no cached reply %s", hash);
+	} else if (r > 0) {
+		const void *p = sqlite3_column_blob(s, 0);
+		size_t n = (size_t)sqlite3_column_bytes(s, 0);
+
+		*value = malloc(n + 1);
+		if (!*value) {
+			rc = hark_store_set_errmsg(HARK_ERR_NOMEM, "out of memory reading a reply");
+		} else {
+			if (n)
+				memcpy(*value, p, n);
+			(*value)[n] = '\0';
+			*len = n;
+		}
+		sqlite3_reset(s);
+	}
+out:
+	return rend(sq, c, 0, rc);
+}
+
+static int sq_llm_cache_put(void *be, const char *hash, const char *model, const char *value,
+			    size_t len, double expires_at)
+{
+	struct sq *sq = be;
+	struct conn *c = NULL;
+	sqlite3_stmt *s;
+	int rc = wbegin(sq, &c);
+
+	if (rc != HARK_OK)
+		return rc;
+	s = prep(c, S_LLM_CACHE_PUT, &rc);
+	if (!s)
+		goto out;
+	sqlite3_bind_text(s, 1, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, model, -1, SQLITE_STATIC);
+	sqlite3_bind_blob64(s, 3, value, (sqlite3_uint64)len, SQLITE_STATIC);
+	sqlite3_bind_double(s, 4, hark_store_now());
+	sqlite3_bind_double(s, 5, expires_at);
+	rc = run(c, s, "store LLM reply");
+out:
+	return wend(sq, c, rc);
+}
+
+static int sq_llm_cache_purge(void *be, double now, int64_t *n_out)
+{
+	struct sq *sq = be;
+	struct conn *c = NULL;
+	sqlite3_stmt *s;
+	int rc = wbegin(sq, &c);
+
+	if (rc != HARK_OK)
+		return rc;
+	s = prep(c, S_LLM_CACHE_PURGE, &rc);
+	if (!s)
+		goto out;
+	sqlite3_bind_double(s, 1, now);
+	rc = run(c, s, "remove expired LLM replies");
+	if (rc == HARK_OK)
+		*n_out = sqlite3_changes(c->db);
+out:
+	return wend(sq, c, rc);
+}
+
+static int sq_llm_call_add(void *be, const struct hark_llm_call *call)
+{
+	struct sq *sq = be;
+	struct conn *c = NULL;
+	sqlite3_stmt *s;
+	int rc = wbegin(sq, &c);
+
+	if (rc != HARK_OK)
+		return rc;
+	s = prep(c, S_LLM_CALL_ADD, &rc);
+	if (!s)
+		goto out;
+	sqlite3_bind_double(s, 1, call->at);
+	bind_fixed(s, 2, call->job_id, sizeof(call->job_id));
+	bind_fixed(s, 3, call->key_id, sizeof(call->key_id));
+	bind_fixed(s, 4, call->task, sizeof(call->task));
+	bind_fixed(s, 5, call->model, sizeof(call->model));
+	bind_fixed(s, 6, call->kind, sizeof(call->kind));
+	sqlite3_bind_int(s, 7, call->http_status);
+	sqlite3_bind_int(s, 8, call->ok ? 1 : 0);
+	sqlite3_bind_int(s, 9, call->cached ? 1 : 0);
+	sqlite3_bind_int64(s, 10, call->tokens_in);
+	sqlite3_bind_int64(s, 11, call->tokens_out);
+	sqlite3_bind_double(s, 12, call->cost_usd);
+	sqlite3_bind_double(s, 13, call->latency_s);
+	rc = run(c, s, "record LLM call");
+out:
+	return wend(sq, c, rc);
+}
+
+static int sq_llm_usage(void *be, const char *job_id, const char *key_id, const char *model,
+			double since, struct hark_llm_usage *out)
+{
+	struct sq *sq = be;
+	struct conn *c = NULL;
+	sqlite3_stmt *s;
+	int sid = S_LLM_USAGE0 + (job_id ? 1 : 0) + (key_id ? 2 : 0) + (model ? 4 : 0);
+	int rc, r;
+
+	rc = rbegin(sq, &c, 0);
+	if (rc != HARK_OK)
+		return rc;
+	s = prep(c, sid, &rc);
+	if (!s)
+		goto out;
+	bind_text(s, 1, job_id);
+	bind_text(s, 2, key_id);
+	bind_text(s, 3, model);
+	sqlite3_bind_double(s, 4, since);
+	r = step_row(c, s, "sum LLM usage", &rc);
+	if (r > 0) {
+		out->calls = sqlite3_column_int64(s, 0);
+		out->requests = sqlite3_column_int64(s, 1);
+		out->cached = sqlite3_column_int64(s, 2);
+		out->failed = sqlite3_column_int64(s, 3);
+		out->tokens_in = sqlite3_column_int64(s, 4);
+		out->tokens_out = sqlite3_column_int64(s, 5);
+		out->cost_usd = sqlite3_column_double(s, 6);
+		sqlite3_reset(s);
+	}
+out:
+	return rend(sq, c, 0, rc);
+}
+
+/*
+ * Whether one more request of `tokens` fits beside n reservations holding
+ * tok tokens: an empty window admits anything (an oversize request could
+ * never fit otherwise), else both limits must hold (0 = unlimited).
+ */
+static int rate_fits(int64_t n, double tok, double rpm, double tpm, double tokens)
+{
+	if (n <= 0)
+		return 1;
+	if (rpm > 0 && (double)n + 1 > rpm)
+		return 0;
+	if (tpm > 0 && tok + tokens > tpm)
+		return 0;
+	return 1;
+}
+
+/*
+ * One reservation attempt in one write transaction (BEGIN IMMEDIATE also
+ * serialises other processes): read the key's block, drop reservations long
+ * gone, sum the ones inside the window (t + window > now), then either insert
+ * (ticket = its id) or walk the window's reservations oldest first until
+ * enough of them have left for both limits; the one whose departure makes
+ * room gives retry_at = t + window, computed exactly as the sum computes it,
+ * so a retry at retry_at is admitted when nothing else arrived meanwhile.
+ *
+ * Rows are deleted only once t + 2 x window <= now, not as soon as they
+ * leave the window: a caller whose `now` is a little stale (it waited for the
+ * write lock while another process went ahead with a later clock) still
+ * sees every reservation that shares a window with its own. The sum filters
+ * by time, so the extra rows never count.
+ */
+static int sq_llm_rate_acquire(void *be, const char *key, double rpm, double tpm,
+			       double window_s, double tokens, double now, int *admitted,
+			       double *retry_at, int64_t *ticket)
+{
+	struct sq *sq = be;
+	struct conn *c = NULL;
+	sqlite3_stmt *s;
+	double until = 0, tok = 0, retry = 0;
+	int64_t n = 0;
+	int rc, r, found = 0;
+
+	rc = wbegin(sq, &c);
+	if (rc != HARK_OK)
+		return rc;
+	s = prep(c, S_LLM_RATE_BLOCK_GET, &rc);
+	if (!s)
+		goto out;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	r = step_row(c, s, "read rate block", &rc);
+	if (r < 0)
+		goto out;
+	if (r > 0) {
+		until = sqlite3_column_double(s, 0);
+		sqlite3_reset(s);
+	}
+	if (rpm <= 0 && tpm <= 0) {
+		/* unlimited: only a block holds it back; nothing to reserve */
+		if (until > now)
+			*retry_at = until;
+		else
+			*admitted = 1;
+		goto out;
+	}
+
+	s = prep(c, S_LLM_RATE_PRUNE, &rc);
+	if (!s)
+		goto out;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_double(s, 2, 2 * window_s);
+	sqlite3_bind_double(s, 3, now);
+	rc = run(c, s, "prune rate window");
+	if (rc != HARK_OK)
+		goto out;
+
+	s = prep(c, S_LLM_RATE_SUM, &rc);
+	if (!s)
+		goto out;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_double(s, 2, window_s);
+	sqlite3_bind_double(s, 3, now);
+	r = step_row(c, s, "sum rate window", &rc);
+	if (r < 0)
+		goto out;
+	if (r > 0) {
+		n = sqlite3_column_int64(s, 0);
+		tok = sqlite3_column_double(s, 1);
+		sqlite3_reset(s);
+	}
+
+	if (rate_fits(n, tok, rpm, tpm, tokens)) {
+		if (until > now) {
+			*retry_at = until;
+			goto out;
+		}
+		s = prep(c, S_LLM_RATE_INSERT, &rc);
+		if (!s)
+			goto out;
+		sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+		sqlite3_bind_double(s, 2, now);
+		sqlite3_bind_double(s, 3, tokens);
+		rc = run(c, s, "reserve rate");
+		if (rc != HARK_OK)
+			goto out;
+		*ticket = sqlite3_last_insert_rowid(c->db);
+		*admitted = 1;
+		goto out;
+	}
+
+	s = prep(c, S_LLM_RATE_WALK, &rc);
+	if (!s)
+		goto out;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_double(s, 2, window_s);
+	sqlite3_bind_double(s, 3, now);
+	while ((r = step_row(c, s, "walk rate window", &rc)) > 0) {
+		double t = sqlite3_column_double(s, 0);
+
+		n--;
+		tok -= sqlite3_column_double(s, 1);
+		if (rate_fits(n, tok, rpm, tpm, tokens)) {
+			retry = t + window_s;
+			found = 1;
+			sqlite3_reset(s);
+			break;
+		}
+	}
+	if (r < 0)
+		goto out;
+	if (!found) {
+		rc = hark_store_set_errmsg(HARK_ERR_INTERNAL, "rate window of %s changed while read",
+					   key);
+		goto out;
+	}
+	*retry_at = until > retry ? until : retry;
+out:
+	rc = wend(sq, c, rc);
+	if (rc != HARK_OK) {
+		*admitted = 0;
+		*retry_at = 0;
+		*ticket = 0;
+	}
+	return rc;
+}
+
+static int sq_llm_rate_adjust(void *be, int64_t ticket, double tokens)
+{
+	struct sq *sq = be;
+	struct conn *c = NULL;
+	sqlite3_stmt *s;
+	int rc = wbegin(sq, &c);
+
+	if (rc != HARK_OK)
+		return rc;
+	s = prep(c, S_LLM_RATE_ADJUST, &rc);
+	if (!s)
+		goto out;
+	sqlite3_bind_int64(s, 1, ticket);
+	sqlite3_bind_double(s, 2, tokens);
+	rc = run(c, s, "adjust rate reservation"); /* no row: expired ticket, ignored */
+out:
+	return wend(sq, c, rc);
+}
+
+static int sq_llm_rate_block(void *be, const char *key, double until)
+{
+	struct sq *sq = be;
+	struct conn *c = NULL;
+	sqlite3_stmt *s;
+	int rc = wbegin(sq, &c);
+
+	if (rc != HARK_OK)
+		return rc;
+	s = prep(c, S_LLM_RATE_BLOCK_SET, &rc);
+	if (!s)
+		goto out;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_double(s, 2, until);
+	rc = run(c, s, "block rate key");
+out:
+	return wend(sq, c, rc);
+}
+
 const struct hark_store_ops hark_store_sqlite_ops = {
 	.name = "sqlite",
 	.open = sq_open,
@@ -2385,4 +2857,12 @@ const struct hark_store_ops hark_store_sqlite_ops = {
 	.meta_set = sq_meta_set,
 	.meta_init = sq_meta_init,
 	.ping_write = sq_ping_write,
+	.llm_cache_get = sq_llm_cache_get,
+	.llm_cache_put = sq_llm_cache_put,
+	.llm_cache_purge = sq_llm_cache_purge,
+	.llm_call_add = sq_llm_call_add,
+	.llm_usage = sq_llm_usage,
+	.llm_rate_acquire = sq_llm_rate_acquire,
+	.llm_rate_adjust = sq_llm_rate_adjust,
+	.llm_rate_block = sq_llm_rate_block,
 };
