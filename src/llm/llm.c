@@ -1268,6 +1268,8 @@ static void process_done(struct hark_llm *c, struct attempt *a, float **rows, si
 	m = &c->cfg->models[a->model];
 	ms = &c->ms[a->model];
 	lat = now - a->t_start;
+	if (it->kind == KIND_CHAT)
+		it->res->attempts++;
 	if (c->metrics) {
 		char l2[300];
 
@@ -1348,7 +1350,6 @@ static void process_done(struct hark_llm *c, struct attempt *a, float **rows, si
 			it->res->tokens_in += tin;
 			it->res->tokens_out += tout;
 			it->res->cost_usd += cost;
-			it->res->attempts++;
 		}
 		record_call(c, it, m->key, (int)r->status, 1, 0, tin, tout, cost, lat);
 		if (it->kind == KIND_CHAT)
@@ -1358,8 +1359,6 @@ static void process_done(struct hark_llm *c, struct attempt *a, float **rows, si
 		json_decref(body);
 		return;
 	}
-	if (it->kind == KIND_CHAT)
-		it->res->attempts++;
 	record_call(c, it, m->key, (int)r->status, 0, 0, 0, 0, 0, lat);
 	if (r->status == 429) {
 		double ra = r->retry_after_s;
@@ -1744,6 +1743,22 @@ int hark_llm_embed(struct hark_llm *c, const char *task, const char *const *text
 	c->tot.cache_hits += (int64_t)out->cached;
 	c->tot.cache_misses += (int64_t)(n - out->cached);
 	pthread_mutex_unlock(&c->mu);
+	if (c->metrics) {
+		hark_metrics_add(c->metrics, "hark_llm_cache_hits_total", NULL, (double)out->cached);
+		hark_metrics_add(c->metrics, "hark_llm_cache_misses_total", NULL,
+				 (double)(n - out->cached));
+	}
+	if (out->cached) {
+		/* one accounted row for the inputs the cache answered */
+		struct item acc;
+
+		memset(&acc, 0, sizeof(acc));
+		acc.kind = KIND_EMBED;
+		acc.task = probe_it.task;
+		acc.job_id = job_id;
+		acc.key_id = key_id;
+		record_call(c, &acc, m->key, 0, 1, 1, 0, 0, 0, 0);
+	}
 	/* group the misses */
 	for (size_t i = 0; i < n;) {
 		struct item *it;

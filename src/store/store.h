@@ -314,7 +314,8 @@ int hark_store_job_purge(struct hark_store *st, const char *id,
 /*
  * Retention sweep: purges jobs in a final state with expires_at <= now (at
  * most limit per call). *orphans gets a heap array of blob shas no longer
- * referenced (caller frees with free()); *n_jobs the jobs removed.
+ * referenced (caller frees with free()); *n_jobs the jobs removed. Also
+ * deletes expired LLM cache rows (at most limit per call).
  */
 int hark_store_sweep(struct hark_store *st, double now, size_t limit, size_t *n_jobs,
 		     char (**orphans)[HARK_SHA_HEX_LEN], size_t *n_orphans);

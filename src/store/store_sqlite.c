@@ -1050,9 +1050,19 @@ static int init_db(struct conn *c)
 	sqlite3_stmt *s = NULL;
 	const unsigned char *mode;
 
-	r = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode=WAL", -1, &s, NULL);
-	if (r == SQLITE_OK)
-		r = sqlite3_step(s);
+	/* Switching a fresh file to WAL takes an exclusive lock and SQLite
+	 * answers SQLITE_BUSY at once (no busy handler) when another process
+	 * is opening the same new store: retry for a while. */
+	for (int tries = 0;; tries++) {
+		r = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode=WAL", -1, &s, NULL);
+		if (r == SQLITE_OK)
+			r = sqlite3_step(s);
+		if ((r != SQLITE_BUSY && r != SQLITE_LOCKED) || tries >= 2000)
+			break;
+		sqlite3_finalize(s);
+		s = NULL;
+		sqlite3_sleep(5 + tries % 7);
+	}
 	if (r != SQLITE_ROW) {
 		rc = sq_err(c, r, "open database");
 		sqlite3_finalize(s);
