@@ -330,7 +330,7 @@ int hark_cli_llm(int argc, char **argv)
 		return usage_error("unknown llm command");
 	rc = hark_llm_config_load(config, &cfg, msg, sizeof(msg));
 	if (rc != HARK_OK) {
-		hark_cli_error(config ? config : "config", rc, msg);
+		hark_cli_error("llm", rc, msg);
 		return hark_cli_exit_code(rc);
 	}
 	if (!strcmp(cmd, "check")) {

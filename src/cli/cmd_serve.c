@@ -102,7 +102,7 @@ int hark_cli_serve(int argc, char **argv)
 	/* LLM providers: the same file's providers/routes/llm (or $HARK_CONFIG) */
 	rc = hark_llm_config_load(config, &llm_cfg, err, sizeof(err));
 	if (rc) {
-		hark_cli_error(config ? config : "HARK_CONFIG", rc, err);
+		hark_cli_error("serve", rc, err);
 		hark_server_config_free(cfg);
 		return hark_cli_exit_code(rc);
 	}

@@ -914,7 +914,11 @@ int hark_llm_xfer_new(const struct hark_llm_xfer_req *req, CURLSH *share,
 	/* best effort: options a libcurl build may lack */
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+	/* Waiting for a connection that may multiplex only pays on TLS, where
+	 * ALPN can offer HTTP/2. Over plain http a new request would wait for
+	 * the first reply on the pending connection (the whole completion). */
+	if (req->url && strncasecmp(req->url, "https://", 8) == 0)
+		curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 15L);

@@ -94,6 +94,7 @@ struct attempt {
 	int probe;
 	struct hark_llm_xfer *x;
 	char *body;
+	size_t body_model;         /* the model body was built for */
 	struct hark_llm_xfer_result res;
 	int canceled;
 };
@@ -529,7 +530,10 @@ static void start_attempt(struct hark_llm *c, struct attempt *a)
 	char url[1024];
 	double scale = c->cfg->time_scale;
 
-	a->body = build_body(c, a);
+	if (!a->body || a->body_model != a->model) {
+		free(a->body);
+		a->body = build_body(c, a);
+	}
 	if (!a->body)
 		goto fail;
 	snprintf(url, sizeof(url), "%s%s", p->base_url,
@@ -567,10 +571,11 @@ fail:
 	pthread_mutex_unlock(&c->mu);
 }
 
-static void finish_transfers(struct hark_llm *c)
+/* Hands finished transfers back to their batches; returns how many. */
+static int finish_transfers(struct hark_llm *c)
 {
 	CURLMsg *msg;
-	int left;
+	int left, n = 0;
 
 	while ((msg = curl_multi_info_read(c->multi, &left))) {
 		struct hark_llm_xfer *x = NULL;
@@ -590,7 +595,9 @@ static void finish_transfers(struct hark_llm *c)
 		c->ms[a->model].inflight--;
 		push_done(a);
 		pthread_mutex_unlock(&c->mu);
+		n++;
 	}
+	return n;
 }
 
 static void *loop_main(void *arg)
@@ -600,7 +607,7 @@ static void *loop_main(void *arg)
 	for (;;) {
 		struct attempt *start, *next;
 		double now, wake;
-		int running = 0, stop;
+		int running = 0, stop, finished;
 		long ms;
 
 		pthread_mutex_lock(&c->mu);
@@ -615,7 +622,7 @@ static void *loop_main(void *arg)
 			start_attempt(c, a);
 		}
 		curl_multi_perform(c->multi, &running);
-		finish_transfers(c);
+		finished = finish_transfers(c);
 		if (stop && running == 0) {
 			pthread_mutex_lock(&c->mu);
 			int empty = c->pend_head == NULL;
@@ -633,6 +640,9 @@ static void *loop_main(void *arg)
 		 * cancel checks (the progress callback runs on perform) */
 		if (running > 0 && ms > BUSY_WAIT_MS)
 			ms = BUSY_WAIT_MS;
+		/* a finished transfer freed a slot: admit again before sleeping */
+		if (finished)
+			continue;
 		if (start == NULL || ms > 0)
 			curl_multi_poll(c->multi, NULL, 0, (int)ms, NULL);
 	}
@@ -892,8 +902,22 @@ static int plan_candidates(struct hark_llm *c, struct item *it, const char *defa
 	return (int)n;
 }
 
+static char *build_body(const struct hark_llm *c, const struct attempt *a);
+
 static void enqueue(struct hark_llm *c, struct attempt *a)
 {
+	struct item *it = a->it;
+
+	/* Build the body now, on the calling thread, for the model it will most
+	 * likely go to: the transfer thread then sends it the moment the limiter
+	 * admits it (a late send would shift its arrival out of the window the
+	 * reservation was made for). */
+	if (it->cur < it->n_cands) {
+		a->model = it->cands[it->cur];
+		a->max_eff = max_tokens_for(it, &c->cfg->models[a->model]);
+		a->body = build_body(c, a);
+		a->body_model = a->model;
+	}
 	pthread_mutex_lock(&c->mu);
 	a->next = NULL;
 	if (c->pend_tail)
@@ -1237,7 +1261,7 @@ static void handle_embed_reply(struct hark_llm *c, struct item *it, json_t *body
 
 /* Processes one finished attempt on the calling thread. rows/dim: embedding
  * outputs of the batch (NULL for chat). */
-static void process_done(struct hark_llm *c, struct attempt *a, float **rows, size_t *dim)
+static void process_attempt(struct hark_llm *c, struct attempt *a, float **rows, size_t *dim)
 {
 	struct item *it = a->it;
 	const struct hark_llm_model *m;
@@ -1415,6 +1439,13 @@ static void process_done(struct hark_llm *c, struct attempt *a, float **rows, si
 	}
 }
 
+/* process_attempt; returns 1 when the attempt's item is settled. */
+static int process_done(struct hark_llm *c, struct attempt *a, float **rows, size_t *dim)
+{
+	process_attempt(c, a, rows, dim);
+	return a->it->done;
+}
+
 /* ------------------------------------------------------------ batches ---- */
 
 static int batch_init(struct batch *b)
@@ -1462,10 +1493,12 @@ static void batch_drain(struct hark_llm *c, struct batch *b, struct item *items,
 			struct item *it = a->it;
 			int was_done = it->done;
 
+			int settled;
+
 			next = a->next;
-			process_done(c, a, rows, dim);
+			settled = process_done(c, a, rows, dim);
 			attempt_free(a);
-			if (!was_done && it->done) {
+			if (!was_done && settled) {
 				(*n_done)++;
 				if (cb && cb->progress)
 					cb->progress(*n_done, total, cb->user_data);
@@ -1732,7 +1765,14 @@ int hark_llm_embed(struct hark_llm *c, const char *task, const char *const *text
 		if (hex[0] && hark_store_llm_cache_get(c->store, hex, real_now(), &val, &len) == HARK_OK) {
 			if (len % sizeof(float) == 0 && len > 0 && (!dim || len / sizeof(float) == dim)) {
 				dim = len / sizeof(float);
-				rows[i] = (float *)val;
+				rows[i] = malloc(len);
+				if (!rows[i]) {
+					free(val);
+					rc = HARK_ERR_NOMEM;
+					goto out;
+				}
+				memcpy(rows[i], val, len);
+				free(val);
 				out->cached++;
 				continue;
 			}
