@@ -37,6 +37,7 @@
 #include "server/multipart.h"
 #include "server/ratelimit.h"
 #include "util/errbuf.h"
+#include "util/portfile.h"
 #include "util/workq.h"
 
 #define UP_HIGH_WATER (4u << 20)  /* pause reading the socket above this */
@@ -1742,40 +1743,7 @@ static int mkdir_p(const char *dir)
 	return 0;
 }
 
-static int write_port_file(const char *path, int port)
-{
-	char tmp[4096];
-	FILE *f;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp))
-		return -1;
-	f = fopen(tmp, "w");
-	if (!f)
-		return -1;
-	fprintf(f, "%d\n", port);
-	if (fclose(f) != 0 || rename(tmp, path) != 0) {
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
-}
-
-static unsigned raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-		return 1024;
-	if (rl.rlim_cur < rl.rlim_max) {
-		/* lws allocates tables for every possible descriptor: cap */
-		rl.rlim_cur = rl.rlim_max > 262144 ? 262144 : rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-			getrlimit(RLIMIT_NOFILE, &rl);
-	}
-	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 262144)
-		return 262144;
-	return (unsigned)rl.rlim_cur;
-}
 
 /*
  * Signals: libraries may have started threads before us (OpenBLAS does, at
@@ -1925,7 +1893,7 @@ static int create_context(struct hark_srv *srv, char *err, size_t errlen)
 	 * fd_limit_per_thread stays 0: a value below the limit switches lws
 	 * 4.1 to a linear descriptor lookup that misses closed peers (the
 	 * service loop then spins on their POLLHUP). */
-	n_rx_marks = (size_t)raise_nofile() + 64;
+	n_rx_marks = (size_t)hark_portfile_raise_nofile(262144) + 64;
 	rx_marks = calloc(n_rx_marks, sizeof(*rx_marks));
 	if (!rx_marks)
 		n_rx_marks = 0;
@@ -2078,7 +2046,7 @@ int hark_server_run(const struct hark_server_params *p, char *err, size_t errlen
 	wake_ctx = srv->ctx;
 	pthread_mutex_unlock(&wake_mu);
 
-	if (p->port_file && *p->port_file && write_port_file(p->port_file, srv->port) != 0) {
+	if (p->port_file && *p->port_file && hark_portfile_write(p->port_file, srv->port) != 0) {
 		hark_errbuf_set(err, errlen, "%s: cannot write the port file: %s", p->port_file,
 				strerror(errno));
 		rc = HARK_ERR_IO;

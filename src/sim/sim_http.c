@@ -13,6 +13,7 @@
  * flow-controlled connection).
  */
 #include "sim/sim_http.h"
+#include "util/portfile.h"
 
 #include <errno.h>
 #include <math.h>
@@ -1464,17 +1465,6 @@ static void tick(lws_sorted_usec_list_t *sul)
 	lws_sul_schedule(s->ctx, 0, &s->tick, tick, TICK_US);
 }
 
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-		return;
-	/* as many connections as allowed, but lws sizes its tables by the
-	 * limit: cap it */
-	rl.rlim_cur = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
-	setrlimit(RLIMIT_NOFILE, &rl);
-}
 
 static void lws_log_emit(int level, const char *line)
 {
@@ -1482,23 +1472,6 @@ static void lws_log_emit(int level, const char *line)
 	fprintf(stderr, "hark-llm-sim: lws: %s", line);
 }
 
-static int write_port_file(const char *path, int port)
-{
-	char tmp[4096];
-	FILE *f;
-
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp))
-		return -1;
-	f = fopen(tmp, "w");
-	if (!f)
-		return -1;
-	fprintf(f, "%d\n", port);
-	if (fclose(f) != 0 || rename(tmp, path) != 0) {
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
-}
 
 int hark_sim_run(const struct hark_sim_params *p, struct hark_sim_config *cfg,
 		 volatile sig_atomic_t *stop, char *err, size_t errlen)
@@ -1537,7 +1510,7 @@ int hark_sim_run(const struct hark_sim_params *p, struct hark_sim_config *cfg,
 		goto out;
 	}
 
-	raise_nofile();
+	hark_portfile_raise_nofile(65536);
 	lws_set_log_level(LLL_ERR, lws_log_emit);
 	memset(&info, 0, sizeof(info));
 	info.port = p->port > 0 ? p->port : 0;
@@ -1577,7 +1550,7 @@ int hark_sim_run(const struct hark_sim_params *p, struct hark_sim_config *cfg,
 		goto out;
 	}
 	s->t0 = mono_now();
-	if (p->port_file && *p->port_file && write_port_file(p->port_file, port) != 0) {
+	if (p->port_file && *p->port_file && hark_portfile_write(p->port_file, port) != 0) {
 		hark_errbuf_set(err, errlen, "%s: cannot write the port file: %s", p->port_file,
 				strerror(errno));
 		rc = HARK_ERR_IO;
