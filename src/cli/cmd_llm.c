@@ -326,7 +326,7 @@ int hark_cli_llm(int argc, char **argv)
 			return usage_error("usage takes no arguments");
 		return cmd_usage(data, job, key, model, json);
 	}
-	if (strcmp(cmd, "check") && strcmp(cmd, "chat") && strcmp(cmd, "embed"))
+	if (strcmp(cmd, "check") != 0 && strcmp(cmd, "chat") != 0 && strcmp(cmd, "embed") != 0)
 		return usage_error("unknown llm command");
 	rc = hark_llm_config_load(config, &cfg, msg, sizeof(msg));
 	if (rc != HARK_OK) {
