@@ -459,7 +459,10 @@ static void test_retry_after_real_429(void **state)
 
 	log = lt_sim_log(&sim);
 	n429 = lt_log_count(log, NULL, "tight", 429, NULL);
-	assert_true(n429 >= n - (size_t)sim_rpm);
+	/* the first wave overruns the sim's budget, so real 429s happen; how
+	 * many depends on timing (after the first, the client holds the model
+	 * back until Retry-After), so only their presence is certain */
+	assert_true(n429 >= 1);
 	for (size_t i = 0; i < n; i++) {
 		char id[65];
 		json_t *arr, *e;
