@@ -6,6 +6,7 @@
  * utilities.
  */
 #include "llmtest_util.h"
+#include "wd_util.h"
 #include "sim_harness.h"
 
 #include <errno.h>
@@ -209,37 +210,7 @@ int lt_write_file(const char *path, const char *text)
 
 char *lt_read_file(const char *path, size_t *len)
 {
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t cap = 0, n = 0;
-
-	if (!f)
-		return NULL;
-	for (;;) {
-		size_t r;
-
-		if (n + 4096 + 1 > cap) {
-			size_t nc = cap ? cap * 2 : 65536;
-			char *nb = realloc(buf, nc);
-
-			if (!nb) {
-				free(buf);
-				fclose(f);
-				return NULL;
-			}
-			buf = nb;
-			cap = nc;
-		}
-		r = fread(buf + n, 1, cap - n - 1, f);
-		n += r;
-		if (r == 0)
-			break;
-	}
-	fclose(f);
-	buf[n] = 0;
-	if (len)
-		*len = n;
-	return buf;
+	return wd_slurp(path, len);
 }
 
 char *lt_fmt(const char *fmt, ...)

@@ -3,6 +3,7 @@
  * a small libcurl client, the admin endpoints and the request log.
  */
 #include "sim_harness.h"
+#include "wd_util.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -42,43 +43,9 @@ void simh_sleep_ms(int ms)
 		;
 }
 
-static char *slurp(const char *path, size_t *n)
-{
-	FILE *f = fopen(path, "rb");
-	char *b = NULL;
-	size_t cap = 0, len = 0;
-
-	if (n)
-		*n = 0;
-	if (!f)
-		return NULL;
-	for (;;) {
-		if (len + 4096 + 1 > cap) {
-			size_t nc = cap ? cap * 2 : 8192;
-			char *nb = realloc(b, nc);
-			if (!nb) {
-				free(b);
-				fclose(f);
-				return NULL;
-			}
-			b = nb;
-			cap = nc;
-		}
-		size_t got = fread(b + len, 1, cap - len - 1, f);
-		len += got;
-		if (got == 0)
-			break;
-	}
-	fclose(f);
-	b[len] = '\0';
-	if (n)
-		*n = len;
-	return b;
-}
-
 static void dump_output(const struct simh *h)
 {
-	char *out = slurp(h->out_path, NULL);
+	char *out = wd_slurp(h->out_path, NULL);
 
 	fprintf(stderr, "---- hark-llm-sim output ----\n%s\n-----------------------------\n",
 		out ? out : "(none)");
@@ -148,7 +115,7 @@ int simh_start(struct simh *h, const char *config_json, double time_scale, const
 	}
 	deadline = simh_now() + 20.0;
 	while (simh_now() < deadline) {
-		char *p = slurp(h->port_file, NULL);
+		char *p = wd_slurp(h->port_file, NULL);
 		int st;
 
 		if (p) {
@@ -214,7 +181,7 @@ int simh_stop(struct simh *h)
 			dump_output(h);
 		else {
 			/* sanitizer reports go to the output without changing the status */
-			char *out = slurp(h->out_path, NULL);
+			char *out = wd_slurp(h->out_path, NULL);
 			if (out && (strstr(out, "AddressSanitizer") || strstr(out, "LeakSanitizer") ||
 				    strstr(out, "runtime error"))) {
 				fprintf(stderr, "---- sanitizer report ----\n%s\n", out);
@@ -398,7 +365,7 @@ long simh_admin(const struct simh *h, const char *what, const char *json_body)
 json_t *simh_read_log(const struct simh *h)
 {
 	size_t n = 0;
-	char *text = slurp(h->log_path, &n);
+	char *text = wd_slurp(h->log_path, &n);
 	json_t *arr;
 	char *line, *save = NULL;
 

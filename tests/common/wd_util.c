@@ -144,9 +144,12 @@ int wd_decode_audio(const char *path, float **pcm, size_t *n)
 char *wd_slurp(const char *path, size_t *len)
 {
 	char *d;
+	size_t n;
 
-	if (wd_read_file(path, &d, len))
+	if (wd_read_file(path, &d, &n))
 		return NULL;
+	if (len)
+		*len = n;
 	return d;
 }
 
