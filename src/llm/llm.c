@@ -1500,6 +1500,8 @@ static void batch_drain(struct hark_llm *c, struct batch *b, struct item *items,
 			attempt_free(a);
 			if (!was_done && settled) {
 				(*n_done)++;
+				if (cb && cb->item_done && it->res)
+					cb->item_done(it->index, it->res, cb->user_data);
 				if (cb && cb->progress)
 					cb->progress(*n_done, total, cb->user_data);
 			}
@@ -1669,6 +1671,8 @@ int hark_llm_run(struct hark_llm *c, const struct hark_llm_request *reqs, size_t
 		continue;
 item_done:
 		n_done++;
+		if (cb && cb->item_done && it->res)
+			cb->item_done(it->index, it->res, cb->user_data);
 		if (cb && cb->progress)
 			cb->progress(n_done, n, cb->user_data);
 	}

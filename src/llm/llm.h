@@ -98,6 +98,11 @@ void hark_llm_result_clear(struct hark_llm_result *r);
 struct hark_llm_callbacks {
 	/* called on the calling thread after each item finishes */
 	void (*progress)(size_t done, size_t total, void *user_data);
+	/* chat only: called on the calling thread as soon as item `index`
+	 * (into reqs/results) settles, before progress; r is results[index],
+	 * complete (ok or failed) and owned by the caller's array, so a caller
+	 * can store each answer as it arrives. NULL = none */
+	void (*item_done)(size_t index, const struct hark_llm_result *r, void *user_data);
 	/* polled on the calling thread; nonzero aborts everything still
 	 * pending or in flight (those items end HARK_ERR_CANCELED) */
 	int (*cancel)(void *user_data);
