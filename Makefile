@@ -1,6 +1,6 @@
 # hark: the two set-up commands are `make demo` and `make test`.
 # Everything else here is a convenience around CMake/CTest.
-.PHONY: all deps build build-asan demo test test-release test-asan bench bench-llm clean
+.PHONY: all deps build build-asan demo test test-release test-asan bench bench-llm bench-analyze clean
 
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD     ?= build
@@ -41,6 +41,9 @@ bench: build
 
 bench-llm: build
 	@bench/bench_llm.sh $(BUILD)
+
+bench-analyze: build
+	@bench/bench_analyze.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # hark demo: transcribes FILE, or (by default) a short two-voice meeting that
 # is synthesized on the spot with espeak-ng, so nothing outside the repository
-# is needed. Outputs land in build/demo/out (txt, json, srt, vtt).
+# is needed, then analyses the transcript into minutes and a knowledge graph
+# (offline analyzer unless an LLM provider is configured). Outputs land in
+# build/demo/out (txt, json, srt, vtt, minutes.json/.md, graph.json).
 set -euo pipefail
 HARK=${1:?usage: demo.sh HARK_BINARY [FILE]}
 FILE=${2:-}
@@ -33,6 +35,11 @@ echo "== hark transcribe $FILE" >&2
 "$HARK" transcribe "$FILE" --format all -o "$DEMO_DIR/out"
 stem=$(basename "$FILE"); stem=${stem%.*}
 cat "$DEMO_DIR/out/$stem.txt"
+echo >&2
+echo "== hark analyze $DEMO_DIR/out/$stem.json" >&2
+"$HARK" analyze "$DEMO_DIR/out/$stem.json" -o "$DEMO_DIR/out" --data "$DEMO_DIR/data" \
+  --date "$(date +%F)" -q --force
+cat "$DEMO_DIR/out/$stem.minutes.md"
 echo >&2
 echo "== outputs in $DEMO_DIR/out:" >&2
 ls -1 "$DEMO_DIR/out" >&2

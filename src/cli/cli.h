@@ -17,6 +17,9 @@ int hark_cli_models(int argc, char **argv);
 int hark_cli_serve(int argc, char **argv);
 int hark_cli_keys(int argc, char **argv);
 int hark_cli_llm(int argc, char **argv);
+int hark_cli_analyze(int argc, char **argv);
+int hark_cli_run(int argc, char **argv);
+int hark_cli_search(int argc, char **argv);
 
 /*
  * Exit codes: 0 success; 2 usage error (HARK_ERR_INVALID_ARG); otherwise

@@ -19,6 +19,9 @@ struct command {
 
 static const struct command commands[] = {
 	{"transcribe", hark_cli_transcribe, "transcribe audio/video files to txt, json, srt, vtt"},
+	{"analyze", hark_cli_analyze, "transcripts to minutes, action items and a knowledge graph"},
+	{"run", hark_cli_run, "transcribe audio/video, then analyze it"},
+	{"search", hark_cli_search, "search every analysed meeting (chunks and minutes items)"},
 	{"spot", hark_cli_spot, "find keywords in audio (PocketSphinx keyword spotting)"},
 	{"models", hark_cli_models, "list, pull or synthesize Whisper models"},
 	{"serve", hark_cli_serve, "run the HTTP job API (uploads, queue, SSE/WebSocket progress, results)"},

@@ -3,8 +3,9 @@
  * jobs from the store in an order chosen by stride scheduling over the four
  * priority classes (each class has a pass value that grows by 1/weight each
  * time it is served; the class with the lowest pass is tried first), run them
- * (transcribe a blob, parse a submitted transcript, or a no-op), report
- * throttled progress, and end each attempt exactly once: finish, fail (with
+ * (transcribe a blob, parse a submitted transcript, analyse a meeting with
+ * the pipeline of src/analyze/pipeline.h, transcribe then analyse, or a
+ * no-op), report throttled progress, and end each attempt exactly once: finish, fail (with
  * a retry time for transient errors), canceled, or released on drain. A
  * heartbeat thread renews leases and notices store-side cancels and lost
  * leases; a housekeeping thread refreshes gauges, recovers expired leases
@@ -25,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "analyze/pipeline.h"
 #include "api/transcribe_internal.h"
 #include "asr/whisper/wmodels.h"
 #include "format/format.h"
@@ -105,6 +107,11 @@ struct hark_jobs {
 
 	pthread_mutex_t stats_mu;
 	struct hark_jobs_stats stats;
+
+	/* under mu */
+	struct hark_llm *llm;          /* shared LLM client (borrowed) or NULL */
+	int embed;
+	int llm_ready;                 /* 0 until hark_jobs_set_llm() when llm_later */
 
 	struct hark_webhook_sender *webhook;
 };
@@ -196,7 +203,7 @@ static void log_line(const char *level, const char *msg, const char *job_id, con
 const char *hark_jobs_stage_name(int stage)
 {
 	static const char *const names[HARK_STAGE_COUNT] = {
-		"queue", "transcribe", "parse", "render", "store",
+		"queue", "transcribe", "parse", "render", "store", "analyze",
 	};
 
 	if (stage < 0 || stage >= HARK_STAGE_COUNT)
@@ -464,6 +471,9 @@ struct run {
 	struct hark_job_options opts;
 	double t_claimed;        /* mono */
 	double queue_s, work_s, render_s, store_s;
+	double analyze_s;        /* > 0: the analysis pipeline ran */
+	double tx_share;         /* share of the percent given to transcription */
+	double pct_lo, pct_hi;   /* percent span of the analysis */
 	double work_t0;          /* mono start of transcribe/parse */
 	double last_report;      /* mono of the last progress write */
 	char stage[16];
@@ -508,7 +518,7 @@ static void on_progress(double fraction, double audio_done_s, void *user)
 	elapsed = mono_now() - r->work_t0;
 	if (fraction >= 0.01)
 		eta = elapsed * (1.0 - fraction) / fraction;
-	report(r, "transcribe", 90.0 * fraction, eta, 0);
+	report(r, "transcribe", 100.0 * r->tx_share * fraction, eta, 0);
 }
 
 static int on_cancel(void *user)
@@ -627,7 +637,12 @@ static void end_done(struct run *r, const struct hark_result *res, size_t n, dou
 	int rc;
 
 	memset(&ev, 0, sizeof(ev));
-	if (work_stage == HARK_STAGE_TRANSCRIBE)
+	if (work_stage == HARK_STAGE_TRANSCRIBE && r->analyze_s > 0)
+		snprintf(timings, sizeof(timings),
+			 "{\"queue\":%.6f,\"transcribe\":%.6f,\"render\":%.6f,\"analyze\":%.6f,"
+			 "\"store\":%.6f}",
+			 r->queue_s, r->work_s, r->render_s, r->analyze_s, r->store_s);
+	else if (work_stage == HARK_STAGE_TRANSCRIBE)
 		snprintf(timings, sizeof(timings),
 			 "{\"queue\":%.6f,\"transcribe\":%.6f,\"render\":%.6f,\"store\":%.6f}",
 			 r->queue_s, r->work_s, r->render_s, r->store_s);
@@ -635,6 +650,10 @@ static void end_done(struct run *r, const struct hark_result *res, size_t n, dou
 		snprintf(timings, sizeof(timings),
 			 "{\"queue\":%.6f,\"parse\":%.6f,\"render\":%.6f,\"store\":%.6f}",
 			 r->queue_s, r->work_s, r->render_s, r->store_s);
+	else if (work_stage == HARK_STAGE_ANALYZE)
+		snprintf(timings, sizeof(timings),
+			 "{\"queue\":%.6f,\"analyze\":%.6f,\"store\":%.6f}", r->queue_s,
+			 r->analyze_s, r->store_s);
 	else
 		snprintf(timings, sizeof(timings), "{\"queue\":%.6f,\"store\":%.6f}", r->queue_s,
 			 r->store_s);
@@ -647,10 +666,12 @@ static void end_done(struct run *r, const struct hark_result *res, size_t n, dou
 		r->pool->stats.completed++;
 		if (audio_s > 0)
 			r->pool->stats.audio_seconds += audio_s;
-		if (work_stage >= 0) {
+		if (work_stage >= 0 && work_stage != HARK_STAGE_ANALYZE) {
 			observe_locked(r->pool, work_stage, r->work_s);
 			observe_locked(r->pool, HARK_STAGE_RENDER, r->render_s);
 		}
+		if (r->analyze_s > 0)
+			observe_locked(r->pool, HARK_STAGE_ANALYZE, r->analyze_s);
 		observe_locked(r->pool, HARK_STAGE_STORE, r->store_s);
 		pthread_mutex_unlock(&r->pool->stats_mu);
 		if (r->job->webhook)
@@ -699,39 +720,38 @@ static int render_all(struct run *r, const struct hark_transcript *t, struct har
 	return rc;
 }
 
-static void run_transcribe(struct run *r)
+/* Transcribes the job's blob into *out (caller frees). Returns HARK_OK or an
+ * error with err set; the model is handed back before returning. */
+static int transcribe_blob(struct run *r, struct hark_transcript **out, char *err, size_t errlen)
 {
 	struct hark_transcribe_params tp = hark_transcribe_default_params();
-	struct hark_transcript *t = NULL;
 	struct model_entry *me = NULL;
 	struct hark_ctx *ctx = NULL;
-	struct hark_result res[4];
-	char *bodies[4] = {NULL, NULL, NULL, NULL};
-	char path[4096], err[512] = "";
-	size_t n = 0;
+	char path[4096];
 	struct stat sb;
 	int rc;
 
+	*out = NULL;
 	rc = hark_blob_path(r->pool->data_dir, r->job->blob_sha, path, sizeof(path));
 	if (rc != HARK_OK) {
-		hark_errbuf_set(err, sizeof(err), "job has no valid blob");
+		hark_errbuf_set(err, errlen, "job has no valid blob");
 		rc = HARK_ERR_INVALID_ARG;
-		goto fail;
+		goto out;
 	}
 	if (stat(path, &sb) != 0 && errno == ENOENT) {
-		hark_errbuf_set(err, sizeof(err), "blob missing");
+		hark_errbuf_set(err, errlen, "blob missing");
 		rc = HARK_ERR_NOT_FOUND;
-		goto fail;
+		goto out;
 	}
-	rc = model_acquire(r->pool, r->opts.engine, r->opts.model, &me, err, sizeof(err));
+	rc = model_acquire(r->pool, r->opts.engine, r->opts.model, &me, err, errlen);
 	if (rc != HARK_OK) {
 		if (rc != HARK_ERR_NOMEM)
 			rc = HARK_ERR_MODEL;
-		goto fail;
+		goto out;
 	}
 	rc = hark_ctx_init(me->m, &ctx);
 	if (rc != HARK_OK)
-		goto fail;
+		goto out;
 	tp.language = r->opts.language[0] ? r->opts.language : NULL;
 	tp.n_threads = r->pool->p.threads_per_job > 0 ? r->pool->p.threads_per_job : 1;
 	tp.translate = r->opts.translate;
@@ -746,25 +766,41 @@ static void run_transcribe(struct run *r)
 
 	r->work_t0 = mono_now();
 	report(r, "transcribe", 0.0, -1.0, 1);
-	rc = hark_transcribe_file(ctx, path, &tp, &t);
+	rc = hark_transcribe_file(ctx, path, &tp, out);
 	r->work_s = mono_now() - r->work_t0;
 	if (rc != HARK_OK) {
-		hark_errbuf_set(err, sizeof(err), "%s", hark_ctx_errmsg(ctx));
-		goto fail;
+		hark_errbuf_set(err, errlen, "%s", hark_ctx_errmsg(ctx));
+		goto out;
 	}
-	if (atomic_load(&r->w->flags)) {
+	if (atomic_load(&r->w->flags))
 		rc = HARK_ERR_CANCELED;
-		goto fail;
+out:
+	if (rc != HARK_OK) {
+		hark_transcript_free(*out);
+		*out = NULL;
 	}
+	hark_ctx_free(ctx);
+	model_release(r->pool, me);
+	return rc;
+}
+
+static void run_transcribe(struct run *r)
+{
+	struct hark_transcript *t = NULL;
+	struct hark_result res[4];
+	char *bodies[4] = {NULL, NULL, NULL, NULL};
+	char err[512] = "";
+	size_t n = 0;
+	int rc;
+
+	r->tx_share = 0.9;
+	rc = transcribe_blob(r, &t, err, sizeof(err));
+	if (rc != HARK_OK)
+		goto fail;
 	report(r, "render", 90.0, -1.0, 1);
 	rc = render_all(r, t, res, bodies, &n, err, sizeof(err));
 	if (rc != HARK_OK)
 		goto fail;
-	/* The engine runs are done: hand the model back before committing. */
-	hark_ctx_free(ctx);
-	ctx = NULL;
-	model_release(r->pool, me);
-	me = NULL;
 	end_done(r, res, n, t->duration, HARK_STAGE_TRANSCRIBE);
 	goto out;
 fail:
@@ -773,8 +809,270 @@ out:
 	for (size_t i = 0; i < 4; i++)
 		free(bodies[i]);
 	hark_transcript_free(t);
-	hark_ctx_free(ctx);
-	model_release(r->pool, me);
+}
+
+/* ---- meeting analysis ------------------------------------------------------------- */
+
+/* Share of the analysis percent span per pipeline stage (sums to 1). */
+static const double stage_share[HARK_PIPELINE_N_STAGES] = {
+	[HARK_PIPELINE_READ] = 0.02,    [HARK_PIPELINE_OFFLINE] = 0.10,
+	[HARK_PIPELINE_EXTRACT] = 0.60, [HARK_PIPELINE_REDUCE] = 0.10,
+	[HARK_PIPELINE_INDEX] = 0.12,   [HARK_PIPELINE_GRAPH] = 0.06,
+};
+
+/* Pipeline progress into job progress: the stage name, and the percent
+ * spread over the stages; every extraction batch is reported. */
+static void on_pipeline_progress(int stage, size_t done, size_t total, void *user)
+{
+	struct run *r = user;
+	double base = 0.0, frac = 0.0;
+
+	if (stage < 0 || stage >= HARK_PIPELINE_N_STAGES)
+		return;
+	for (int i = 0; i < stage; i++)
+		base += stage_share[i];
+	if (total > 0)
+		frac = (double)done / (double)total;
+	if (!(frac >= 0))
+		frac = 0;
+	if (frac > 1)
+		frac = 1;
+	report(r, hark_pipeline_stage_name(stage),
+	       r->pct_lo + (r->pct_hi - r->pct_lo) * (base + stage_share[stage] * frac), -1.0,
+	       stage == HARK_PIPELINE_EXTRACT);
+}
+
+/* The shared LLM client, waiting for hark_jobs_set_llm() when it is still
+ * to come (unless the attempt is being stopped). */
+static struct hark_llm *pool_llm(struct run *r, int *embed)
+{
+	struct hark_jobs *pool = r->pool;
+	struct hark_llm *llm;
+
+	pthread_mutex_lock(&pool->mu);
+	while (!pool->llm_ready && !pool->stop && !atomic_load(&r->w->flags)) {
+		struct timespec dl = deadline_in(0.2);
+		pthread_cond_timedwait(&pool->tick_cond, &pool->mu, &dl);
+	}
+	llm = pool->llm_ready ? pool->llm : NULL;
+	*embed = pool->llm_ready ? pool->embed : 0;
+	pthread_mutex_unlock(&pool->mu);
+	return llm;
+}
+
+void hark_jobs_set_llm(struct hark_jobs *jobs, struct hark_llm *llm, int embed)
+{
+	if (!jobs)
+		return;
+	pthread_mutex_lock(&jobs->mu);
+	jobs->llm = llm;
+	jobs->embed = llm ? embed : 0;
+	jobs->llm_ready = 1;
+	pthread_cond_broadcast(&jobs->tick_cond);
+	pthread_mutex_unlock(&jobs->mu);
+}
+
+/* The meeting's name: options.name, else the uploaded file's name without
+ * its extension, else the job id. */
+static void meeting_name(const struct run *r, char *out, size_t n)
+{
+	const char *f = r->job->filename;
+	size_t len, i = 0;
+
+	if (r->opts.name[0]) {
+		snprintf(out, n, "%s", r->opts.name);
+		return;
+	}
+	len = f ? strlen(f) : 0;
+	for (size_t k = len; k > 1; k--) {
+		if (f[k - 1] == '.') {
+			len = k - 1;
+			break;
+		}
+	}
+	if (len >= n)
+		len = n - 1;
+	/* whole UTF-8 sequences only (a cut never splits a character) */
+	while (i < len) {
+		unsigned char c = (unsigned char)f[i];
+		size_t cl = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+		if (i + cl > len)
+			break;
+		for (size_t k = 0; k < cl; k++) {
+			unsigned char b = (unsigned char)f[i + k];
+			out[i + k] = (b < 0x20 || b == 0x7f || b == '/' || b == '\\' ||
+				      (i + k == 0 && b == '.')) ? '_' : (char)b;
+		}
+		i += cl;
+	}
+	out[i] = '\0';
+	if (!out[0])
+		snprintf(out, n, "%s", r->job->id);
+}
+
+/*
+ * Runs the pipeline on the job's submitted text (t NULL) or on t into m
+ * (cleared by the caller). Returns HARK_OK, HARK_ERR_CANCELED, or the
+ * meeting's (or the run's) error with err set.
+ */
+static int analyze_meeting(struct run *r, const struct hark_transcript *t,
+			   struct hark_pipeline_meeting *m, char *err, size_t errlen)
+{
+	struct hark_pipeline_params pp = hark_pipeline_default_params();
+	struct hark_pipeline_input in;
+	struct hark_llm *llm = NULL;
+	char name[128];
+	double t0 = mono_now();
+	int embed = 0, rc;
+
+	memset(&in, 0, sizeof(in));
+	meeting_name(r, name, sizeof(name));
+	in.name = name;
+	if (t) {
+		in.transcript = t;
+	} else {
+		if (!r->job->input_text) {
+			hark_errbuf_set(err, errlen, "analyze job without a transcript");
+			return HARK_ERR_EMPTY;
+		}
+		in.data = r->job->input_text;
+		in.len = strlen(r->job->input_text);
+	}
+	in.date = r->opts.date[0] ? r->opts.date : NULL;
+	if (r->opts.chunk_tokens > 0) {
+		pp.chunk.max_tokens = (size_t)r->opts.chunk_tokens;
+		if (pp.chunk.overlap_tokens > pp.chunk.max_tokens / 2)
+			pp.chunk.overlap_tokens = pp.chunk.max_tokens / 2;
+	}
+	if (r->opts.overlap_tokens >= 0)
+		pp.chunk.overlap_tokens = (size_t)r->opts.overlap_tokens;
+	if (r->opts.batch > 0)
+		pp.batch_chunks = (size_t)r->opts.batch;
+	if (!r->opts.offline)
+		llm = pool_llm(r, &embed);
+	if (atomic_load(&r->w->flags))
+		return HARK_ERR_CANCELED;
+	pp.llm = llm;
+	pp.embed = llm && embed;
+	pp.force = r->opts.force;
+	pp.job_id = r->job->id;
+	pp.key_id = r->job->key_id[0] ? r->job->key_id : NULL;
+	pp.progress = on_pipeline_progress;
+	pp.cancel = on_cancel;
+	pp.user_data = r;
+
+	report(r, hark_pipeline_stage_name(HARK_PIPELINE_READ), r->pct_lo, -1.0, 1);
+	rc = hark_pipeline_run(r->pool->st, &in, 1, &pp, m, NULL, NULL, err, errlen);
+	r->analyze_s = mono_now() - t0;
+	if (r->analyze_s <= 0)
+		r->analyze_s = 1e-9;
+	if (rc == HARK_OK && atomic_load(&r->w->flags))
+		rc = HARK_ERR_CANCELED;
+	if (rc == HARK_OK && m->err != HARK_OK) {
+		rc = m->err;
+		hark_errbuf_set(err, errlen, "%s", m->error[0] ? m->error : hark_strerror(rc));
+	}
+	if (rc == HARK_OK && !m->minutes_json) {
+		hark_errbuf_set(err, errlen, "the analysis produced no minutes");
+		rc = HARK_ERR_INTERNAL;
+	}
+	if (rc == HARK_OK && m->warning[0])
+		log_line("warn", "analysis warning", r->job->id, m->warning);
+	return rc;
+}
+
+/* Appends the analysis results of m to res (n entries so far). */
+static size_t add_analysis_results(const struct hark_pipeline_meeting *m, struct hark_result *res,
+				   size_t n)
+{
+	res[n].format = "minutes";
+	res[n].body = m->minutes_json;
+	res[n].len = strlen(m->minutes_json);
+	n++;
+	if (m->minutes_md) {
+		res[n].format = "minutes.md";
+		res[n].body = m->minutes_md;
+		res[n].len = strlen(m->minutes_md);
+		n++;
+	}
+	if (m->graph_json) {
+		res[n].format = "graph";
+		res[n].body = m->graph_json;
+		res[n].len = strlen(m->graph_json);
+		n++;
+	}
+	return n;
+}
+
+static void count_method(struct run *r, const struct hark_pipeline_meeting *m)
+{
+	pthread_mutex_lock(&r->pool->stats_mu);
+	if (strcmp(m->method, "llm") == 0)
+		r->pool->stats.analyzed_llm++;
+	else
+		r->pool->stats.analyzed_offline++;
+	pthread_mutex_unlock(&r->pool->stats_mu);
+}
+
+static void run_analyze(struct run *r)
+{
+	struct hark_pipeline_meeting m;
+	struct hark_result res[3];
+	char err[512] = "";
+	size_t n;
+	int rc;
+
+	memset(&m, 0, sizeof(m));
+	r->pct_lo = 0.0;
+	r->pct_hi = 98.0;
+	rc = analyze_meeting(r, NULL, &m, err, sizeof(err));
+	if (rc != HARK_OK) {
+		end_failed(r, rc, err);
+		goto out;
+	}
+	n = add_analysis_results(&m, res, 0);
+	count_method(r, &m);
+	end_done(r, res, n, 0.0, HARK_STAGE_ANALYZE);
+out:
+	hark_pipeline_meeting_clear(&m);
+}
+
+/* "run": transcribe the blob, render the transcript formats, analyse. */
+static void run_run(struct run *r)
+{
+	struct hark_pipeline_meeting m;
+	struct hark_transcript *t = NULL;
+	struct hark_result res[7];
+	char *bodies[4] = {NULL, NULL, NULL, NULL};
+	char err[512] = "";
+	size_t n = 0;
+	int rc;
+
+	memset(&m, 0, sizeof(m));
+	r->tx_share = 0.5;
+	rc = transcribe_blob(r, &t, err, sizeof(err));
+	if (rc != HARK_OK)
+		goto fail;
+	report(r, "render", 50.0, -1.0, 1);
+	rc = render_all(r, t, res, bodies, &n, err, sizeof(err));
+	if (rc != HARK_OK)
+		goto fail;
+	r->pct_lo = 52.0;
+	r->pct_hi = 98.0;
+	rc = analyze_meeting(r, t, &m, err, sizeof(err));
+	if (rc != HARK_OK)
+		goto fail;
+	n = add_analysis_results(&m, res, n);
+	count_method(r, &m);
+	end_done(r, res, n, t->duration, HARK_STAGE_TRANSCRIBE);
+	goto out;
+fail:
+	end_failed(r, rc, err);
+out:
+	for (size_t i = 0; i < 4; i++)
+		free(bodies[i]);
+	hark_transcript_free(t);
+	hark_pipeline_meeting_clear(&m);
 }
 
 /* Plain text (no JSON, no subtitle timing lines): one segment per non-empty
@@ -919,6 +1217,10 @@ static void run_job(struct worker *w, struct hark_job *job, double claim_store_s
 		run_transcribe(&r);
 	else if (strcmp(job->type, "transcript") == 0)
 		run_transcript(&r);
+	else if (strcmp(job->type, "analyze") == 0)
+		run_analyze(&r);
+	else if (strcmp(job->type, "run") == 0)
+		run_run(&r);
 	else {
 		hark_errbuf_set(err, sizeof(err), "unknown job type \"%s\"", job->type);
 		end_failed(&r, HARK_ERR_INVALID_ARG, err);
@@ -1387,6 +1689,9 @@ int hark_jobs_start(struct hark_store *st, const struct hark_jobs_params *p,
 	pool->p.model = pool->model;
 	pool->p.webhook_secret = pool->secret;
 	pool->stats.workers_total = pool->n_workers;
+	pool->llm = p->llm;
+	pool->embed = p->llm ? p->embed : 0;
+	pool->llm_ready = !p->llm_later;
 
 	/* Single process per data directory: whatever is still running belongs
 	 * to a previous run of this server. */

@@ -2,7 +2,9 @@
  * The in-process worker pool of the job service. N worker threads claim jobs
  * from the store (weighted-fair across priorities, so batch work never
  * starves), run them (transcribe an uploaded blob, normalise a submitted
- * transcript, or the trivial "noop" type used to measure the queue), keep
+ * transcript, analyse a meeting transcript into minutes and a knowledge
+ * graph, transcribe and then analyse, or the trivial "noop" type used to
+ * measure the queue), keep
  * their leases alive with heartbeats, and finish each job exactly once. Models
  * are loaded once per (engine, model) and shared read-only; every job gets its
  * own engine context. A housekeeping thread recovers expired leases, sweeps
@@ -17,6 +19,8 @@
 #include <stdint.h>
 
 #include "store/store.h"
+
+struct hark_llm;
 
 /* Called from worker/housekeeping threads; must not block. ev is borrowed. */
 typedef void (*hark_jobs_event_fn)(const struct hark_event *ev, void *user_data);
@@ -39,6 +43,11 @@ struct hark_jobs_params {
 	const char *webhook_secret;/* HMAC-SHA256 key for webhook signatures (required for webhooks) */
 	double webhook_timeout_s;  /* per delivery attempt; default 10 */
 	int webhook_max_attempts;  /* default 8 (backoff 1 s doubling, capped at 10 min) */
+	struct hark_llm *llm;      /* shared LLM client for analysis jobs (borrowed, must
+				    * outlive the pool); NULL = offline analysis only */
+	int embed;                 /* 1: analysis also embeds chunks (route "embed"); needs llm */
+	int llm_later;             /* 1: llm/embed come later through hark_jobs_set_llm();
+				    * analysis jobs wait for that call */
 	hark_jobs_event_fn on_event;
 	void *user_data;
 };
@@ -55,9 +64,10 @@ enum hark_jobs_stage {
 	HARK_STAGE_PARSE,       /* transcript jobs: parse the submitted text */
 	HARK_STAGE_RENDER,      /* render result formats */
 	HARK_STAGE_STORE,       /* commit results */
+	HARK_STAGE_ANALYZE,     /* analyze/run jobs: the meeting-analysis pipeline */
 	HARK_STAGE_COUNT
 };
-/* "queue", "transcribe", "parse", "render", "store"; static. */
+/* "queue", "transcribe", "parse", "render", "store", "analyze"; static. */
 const char *hark_jobs_stage_name(int stage);
 
 /* A consistent snapshot of counters (monotonic unless said otherwise). */
@@ -73,6 +83,7 @@ struct hark_jobs_stats {
 	uint64_t stage_bucket[HARK_STAGE_COUNT][HARK_JOBS_N_BUCKETS + 1]; /* cumulative-ready: per-bucket counts, last = +Inf */
 	uint64_t webhooks_sent, webhooks_failed;
 	uint64_t swept_jobs, swept_blobs;
+	uint64_t analyzed_offline, analyzed_llm; /* analysis jobs done, by method */
 };
 
 struct hark_jobs;
@@ -86,6 +97,11 @@ struct hark_jobs;
  */
 int hark_jobs_start(struct hark_store *st, const struct hark_jobs_params *p,
 		    struct hark_jobs **out, char *err, size_t errlen);
+
+/* Hands the pool its shared LLM client (borrowed; NULL = offline only) and
+ * whether analysis embeds chunks, once (with params.llm_later); analysis
+ * jobs waiting for it go on. Thread-safe. */
+void hark_jobs_set_llm(struct hark_jobs *jobs, struct hark_llm *llm, int embed);
 
 /* A job was queued: wake an idle worker. Thread-safe, non-blocking. */
 void hark_jobs_wake(struct hark_jobs *jobs);

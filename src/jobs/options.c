@@ -4,7 +4,8 @@
  * (sorted keys, no spaces, fixed number formatting) that round-trips through
  * the parser, and the dedup key, a sha256 over the job type, the content hash
  * and only the options that change a job's result (engine, model, language,
- * prompt, temperature, translate, beam_size, word_timestamps).
+ * prompt, temperature, translate, beam_size, word_timestamps; for analysis
+ * jobs also the meeting name and date, chunking, batch size and offline).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -19,9 +20,13 @@
 #include "hark/transcribe.h"
 #include "jobs/options.h"
 #include "util/errbuf.h"
+#include "util/textnorm.h"
 
 #define MAX_PROMPT 4096
 #define MAX_WEBHOOK 2048
+#define MAX_BATCH 50
+#define MIN_CHUNK_TOKENS 64
+#define MAX_CHUNK_TOKENS 32000
 #define ALL_FORMATS ((1u << HARK_FORMAT_TXT) | (1u << HARK_FORMAT_JSON) | \
 		     (1u << HARK_FORMAT_SRT) | (1u << HARK_FORMAT_VTT))
 
@@ -49,7 +54,14 @@ struct hark_job_options hark_job_options_default(void)
 	o.word_timestamps = 1;
 	o.formats = ALL_FORMATS;
 	o.priority = HARK_PRIO_NORMAL;
+	o.overlap_tokens = -1;
 	return o;
+}
+
+int hark_job_options_has_analysis(const struct hark_job_options *o)
+{
+	return o && (o->date[0] || o->name[0] || o->batch > 0 || o->chunk_tokens > 0 ||
+		     o->overlap_tokens >= 0 || o->offline || o->force);
 }
 
 void hark_job_options_clear(struct hark_job_options *o)
@@ -261,6 +273,117 @@ static int set_webhook(struct hark_job_options *o, const char *v, char *err, siz
 	return HARK_OK;
 }
 
+/* ---- meeting-analysis fields ---- */
+
+static int set_date(struct hark_job_options *o, const char *v, char *err, size_t errlen)
+{
+	static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int y, m, d;
+
+	if (!*v) {
+		o->date[0] = '\0';
+		return HARK_OK;
+	}
+	if (strlen(v) != 10 || v[4] != '-' || v[7] != '-')
+		goto bad;
+	for (int i = 0; i < 10; i++)
+		if (i != 4 && i != 7 && !(v[i] >= '0' && v[i] <= '9'))
+			goto bad;
+	y = (v[0] - '0') * 1000 + (v[1] - '0') * 100 + (v[2] - '0') * 10 + (v[3] - '0');
+	m = (v[5] - '0') * 10 + (v[6] - '0');
+	d = (v[8] - '0') * 10 + (v[9] - '0');
+	if (y < 1900 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1])
+		goto bad;
+	if (m == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+		goto bad;
+	memcpy(o->date, v, 11);
+	return HARK_OK;
+bad:
+	hark_errbuf_set(err, errlen, "options.date: expected a calendar date YYYY-MM-DD, got "
+			"\"%.16s\"", v);
+	return HARK_ERR_INVALID_ARG;
+}
+
+/* Printable UTF-8 (no control characters), no path separators, no leading
+ * '.', at most sizeof(o->name) - 1 bytes, not only spaces. */
+static int set_name(struct hark_job_options *o, const char *v, char *err, size_t errlen)
+{
+	size_t n = strlen(v);
+	int visible = 0;
+
+	if (n == 0) {
+		o->name[0] = '\0';
+		return HARK_OK;
+	}
+	if (n >= sizeof(o->name)) {
+		hark_errbuf_set(err, errlen, "options.name: longer than %zu bytes",
+				sizeof(o->name) - 1);
+		return HARK_ERR_INVALID_ARG;
+	}
+	if (!hark_textnorm_utf8_valid(v, n)) {
+		hark_errbuf_set(err, errlen, "options.name: not valid UTF-8");
+		return HARK_ERR_INVALID_ARG;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (c < 0x20 || c == 0x7f || c == '/' || c == '\\') {
+			hark_errbuf_set(err, errlen, "options.name: control characters, '/' and '\\' "
+					"are not allowed");
+			return HARK_ERR_INVALID_ARG;
+		}
+		if (c != ' ')
+			visible = 1;
+	}
+	if (v[0] == '.' || !visible) {
+		hark_errbuf_set(err, errlen, "options.name: may not start with '.' or be blank");
+		return HARK_ERR_INVALID_ARG;
+	}
+	memcpy(o->name, v, n + 1);
+	return HARK_OK;
+}
+
+static int set_int_range(int *dst, const char *name, long long v, long long lo, long long hi,
+			 char *err, size_t errlen)
+{
+	if (v < lo || v > hi) {
+		hark_errbuf_set(err, errlen, "options.%s: must be an integer from %lld to %lld", name,
+				lo, hi);
+		return HARK_ERR_INVALID_ARG;
+	}
+	*dst = (int)v;
+	return HARK_OK;
+}
+
+/* Integer analysis fields by name: 1 and *rc set when name is one of them. */
+static int set_analysis_int(struct hark_job_options *o, const char *name, long long v, int *rc,
+			    char *err, size_t errlen)
+{
+	if (strcmp(name, "batch") == 0)
+		*rc = set_int_range(&o->batch, name, v, 1, MAX_BATCH, err, errlen);
+	else if (strcmp(name, "chunk_tokens") == 0)
+		*rc = set_int_range(&o->chunk_tokens, name, v, MIN_CHUNK_TOKENS, MAX_CHUNK_TOKENS,
+				    err, errlen);
+	else if (strcmp(name, "overlap_tokens") == 0)
+		*rc = set_int_range(&o->overlap_tokens, name, v, 0, MAX_CHUNK_TOKENS / 2, err,
+				    errlen);
+	else
+		return 0;
+	return 1;
+}
+
+/* Cross-field checks after all fields are set. */
+static int check_analysis(const struct hark_job_options *o, char *err, size_t errlen)
+{
+	int chunk = o->chunk_tokens > 0 ? o->chunk_tokens : 1200;
+
+	if (o->overlap_tokens > chunk / 2) {
+		hark_errbuf_set(err, errlen, "options.overlap_tokens: must be at most half of "
+				"chunk_tokens (%d)", chunk / 2);
+		return HARK_ERR_INVALID_ARG;
+	}
+	return HARK_OK;
+}
+
 /* ---- JSON ----------------------------------------------------------------- */
 
 static int want_string(json_t *v, const char *name, int allow_null, const char **out,
@@ -368,6 +491,29 @@ static int apply_json_field(struct hark_job_options *o, const char *name, json_t
 			return rc;
 		return set_webhook(o, s, err, errlen);
 	}
+	if (strcmp(name, "date") == 0) {
+		if ((rc = want_string(v, name, 1, &s, err, errlen)) != HARK_OK)
+			return rc;
+		return set_date(o, s ? s : "", err, errlen);
+	}
+	if (strcmp(name, "name") == 0) {
+		if ((rc = want_string(v, name, 1, &s, err, errlen)) != HARK_OK)
+			return rc;
+		return set_name(o, s ? s : "", err, errlen);
+	}
+	if (strcmp(name, "offline") == 0)
+		return want_bool(v, name, &o->offline, err, errlen);
+	if (strcmp(name, "force") == 0)
+		return want_bool(v, name, &o->force, err, errlen);
+	if (strcmp(name, "batch") == 0 || strcmp(name, "chunk_tokens") == 0 ||
+	    strcmp(name, "overlap_tokens") == 0) {
+		if (!json_is_integer(v)) {
+			hark_errbuf_set(err, errlen, "options.%s: expected an integer", name);
+			return HARK_ERR_INVALID_ARG;
+		}
+		set_analysis_int(o, name, json_integer_value(v), &rc, err, errlen);
+		return rc;
+	}
 	hark_errbuf_set(err, errlen, "options.%.64s: unknown option", name);
 	return HARK_ERR_INVALID_ARG;
 }
@@ -413,6 +559,9 @@ int hark_job_options_parse(const char *json, size_t len, struct hark_job_options
 		if (rc != HARK_OK)
 			goto out;
 	}
+	rc = check_analysis(&tmp, err, errlen);
+	if (rc != HARK_OK)
+		goto out;
 	hark_job_options_clear(out);
 	*out = tmp;
 	memset(&tmp, 0, sizeof(tmp));
@@ -549,6 +698,39 @@ int hark_job_options_set(struct hark_job_options *o, const char *name, const cha
 		return set_priority(o, value, err, errlen);
 	if (strcmp(name, "webhook") == 0)
 		return set_webhook(o, value, err, errlen);
+	if (strcmp(name, "date") == 0)
+		return set_date(o, value, err, errlen);
+	if (strcmp(name, "name") == 0)
+		return set_name(o, value, err, errlen);
+	if (strcmp(name, "offline") == 0 || strcmp(name, "force") == 0) {
+		int b;
+
+		if (parse_bool_text(value, &b) != HARK_OK) {
+			hark_errbuf_set(err, errlen, "options.%s: expected true or false", name);
+			return HARK_ERR_INVALID_ARG;
+		}
+		if (name[0] == 'o')
+			o->offline = b;
+		else
+			o->force = b;
+		return HARK_OK;
+	}
+	if (strcmp(name, "batch") == 0 || strcmp(name, "chunk_tokens") == 0 ||
+	    strcmp(name, "overlap_tokens") == 0) {
+		long long n;
+		int rc = HARK_OK;
+
+		errno = 0;
+		n = strtoll(value, &end, 10);
+		if (end == value || *end || errno) {
+			hark_errbuf_set(err, errlen, "options.%s: expected an integer", name);
+			return HARK_ERR_INVALID_ARG;
+		}
+		set_analysis_int(o, name, n, &rc, err, errlen);
+		if (rc == HARK_OK)
+			rc = check_analysis(o, err, errlen);
+		return rc;
+	}
 	hark_errbuf_set(err, errlen, "options.%.64s: unknown option", name);
 	return HARK_ERR_INVALID_ARG;
 }
@@ -572,6 +754,28 @@ static int add_result_fields(json_t *obj, const struct hark_job_options *o)
 	return bad ? -1 : 0;
 }
 
+/* Adds the analysis fields that are set (all but force when for_dedup). */
+static int add_analysis_fields(json_t *obj, const struct hark_job_options *o, int for_dedup)
+{
+	int bad = 0;
+
+	if (o->date[0])
+		bad |= json_object_set_new(obj, "date", json_string(o->date));
+	if (o->name[0])
+		bad |= json_object_set_new(obj, "name", json_string(o->name));
+	if (o->batch > 0)
+		bad |= json_object_set_new(obj, "batch", json_integer(o->batch));
+	if (o->chunk_tokens > 0)
+		bad |= json_object_set_new(obj, "chunk_tokens", json_integer(o->chunk_tokens));
+	if (o->overlap_tokens >= 0)
+		bad |= json_object_set_new(obj, "overlap_tokens", json_integer(o->overlap_tokens));
+	if (o->offline)
+		bad |= json_object_set_new(obj, "offline", json_true());
+	if (o->force && !for_dedup)
+		bad |= json_object_set_new(obj, "force", json_true());
+	return bad ? -1 : 0;
+}
+
 #define DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(10) | JSON_ENSURE_ASCII)
 
 char *hark_job_options_canonical(const struct hark_job_options *o)
@@ -592,6 +796,7 @@ char *hark_job_options_canonical(const struct hark_job_options *o)
 					       priority_names[o->priority] : "normal"));
 	bad |= json_object_set_new(obj, "webhook", o->webhook && *o->webhook ?
 				   json_string(o->webhook) : json_null());
+	bad |= add_analysis_fields(obj, o, 0);
 	if (!bad)
 		text = json_dumps(obj, DUMP_FLAGS);
 out:
@@ -623,6 +828,9 @@ void hark_job_options_dedup_key(const struct hark_job_options *o, const char *ty
 
 	key[0] = '\0';
 	if (!o || !obj || !c || add_result_fields(obj, o) != 0)
+		goto out;
+	if (type && (strcmp(type, "analyze") == 0 || strcmp(type, "run") == 0) &&
+	    add_analysis_fields(obj, o, 1) != 0)
 		goto out;
 	text = json_dumps(obj, DUMP_FLAGS);
 	if (!text)

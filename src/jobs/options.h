@@ -1,7 +1,8 @@
 /*
  * Job options: the client-supplied JSON object that says how to process a
  * job (engine, model, language, decoding knobs, result formats, priority,
- * webhook). Parsing validates every field (unknown fields are rejected so
+ * webhook, and for meeting analysis the meeting's name and date, chunking,
+ * LLM batching and the offline/force switches). Parsing validates every field (unknown fields are rejected so
  * typos do not silently change results), canonical serialisation gives a
  * stable text for storage, and the dedup key hashes the content together with
  * only the options that change the result (not priority, formats or webhook).
@@ -26,6 +27,16 @@ struct hark_job_options {
 	unsigned formats;     /* bit (1 << enum hark_format); default all four */
 	int priority;         /* enum hark_job_priority; default normal */
 	char *webhook;        /* http(s) URL (heap, may be NULL; <= 2048 bytes) */
+	/* meeting analysis ("analyze" and "run" jobs) */
+	char date[11];        /* "YYYY-MM-DD" or "" (= from the transcript's metadata) */
+	char name[128];       /* meeting name or "" (= the file name, else the job id);
+				 printable UTF-8 without '/', '\\' or a leading '.' */
+	int batch;            /* chunks per LLM extraction request, 1..50; 0 = default */
+	int chunk_tokens;     /* chunk size in tokens, 64..32000; 0 = default */
+	int overlap_tokens;   /* overlap in tokens, 0..16000 (<= chunk_tokens / 2);
+				 -1 = default */
+	int offline;          /* 1: the offline analyzer even when an LLM is configured */
+	int force;            /* 1: analyse again even when unchanged (no dedup) */
 };
 
 /* Defaults as documented above. */
@@ -47,12 +58,18 @@ int hark_job_options_parse(const char *json, size_t len, struct hark_job_options
 int hark_job_options_set(struct hark_job_options *o, const char *name, const char *value,
 			 char *err, size_t errlen);
 
-/* Canonical JSON text of all fields (sorted keys, no spaces); heap, caller frees. */
+/* 1 when any meeting-analysis field differs from its default. */
+int hark_job_options_has_analysis(const struct hark_job_options *o);
+
+/* Canonical JSON text of all fields (sorted keys, no spaces; the analysis
+ * fields only when set); heap, caller frees. */
 char *hark_job_options_canonical(const struct hark_job_options *o);
 
 /*
  * Dedup key: sha256 hex over the job type, the content hash (blob sha or
- * sha256 of the transcript text) and the result-affecting options.
+ * sha256 of the transcript text) and the result-affecting options (for
+ * "analyze" and "run" jobs also name, date, batch, chunk_tokens,
+ * overlap_tokens and offline).
  */
 void hark_job_options_dedup_key(const struct hark_job_options *o, const char *type,
 				const char *content_sha, char key[HARK_SHA_HEX_LEN]);

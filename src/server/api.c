@@ -3,7 +3,8 @@
  * rate limits, request parsing (query arguments, JSON bodies, streaming
  * multipart uploads with content sniffing), and the tasks that do the
  * blocking part of each route on the work queue (store reads and writes,
- * blob commits, dedup, result reads). Everything here except the *_task
+ * blob commits, dedup, result reads), meeting-analysis submissions and
+ * results, and search over analysed meetings. Everything here except the *_task
  * functions runs on the service thread; tasks touch only their request's
  * task and response fields (see api.h).
  */
@@ -21,18 +22,22 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
+#include "analyze/search.h"
 #include "hark/transcribe.h"
 #include "server/keyring.h"
 #include "server/metrics.h"
 #include "server/multipart.h"
 #include "server/ratelimit.h"
 #include "server/sniff.h"
+#include "util/textnorm.h"
 #include "util/workq.h"
 
 #define FIELD_CAP (64u << 10)      /* a non-file form field */
 #define FILENAME_CAP 255
 #define HISTORY_CAP 20000          /* stored events replayed on connect */
 #define LIST_MAX 1000
+#define SEARCH_MAX 100             /* /v1/search limit= cap */
+#define TEXT_UPLOAD_CAP (16u << 20) /* a transcript file uploaded for analysis */
 
 static const char *const method_names[] = {"GET",  "POST",    "OPTIONS", "PUT", "PATCH",
 					   "DELETE", "CONNECT", "HEAD",   "GET"};
@@ -49,6 +54,7 @@ static const char *const route_labels[HARK_ROUTE_COUNT] = {
 	"/v1/jobs/{id}/events",
 	"/v1/jobs/{id}/ws",
 	"/v1/audio/transcriptions",
+	"/v1/search",
 };
 
 static const double http_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -70,6 +76,8 @@ void hark_api_declare_metrics(struct hark_metrics *m)
 	hark_metrics_declare(m, "hark_dedup_total", "submissions answered from an identical job",
 			     HARK_METRIC_COUNTER, NULL, 0);
 	hark_metrics_declare(m, "hark_uploads_rejected_total", "uploads refused, by reason",
+			     HARK_METRIC_COUNTER, NULL, 0);
+	hark_metrics_declare(m, "hark_searches_total", "search requests answered, by result",
 			     HARK_METRIC_COUNTER, NULL, 0);
 }
 
@@ -170,6 +178,8 @@ void hark_api_route(struct hark_req *r, const char *path)
 		r->route = HARK_ROUTE_JOBS;
 	else if (n == 24 && strncmp(path, "/v1/audio/transcriptions", 24) == 0)
 		r->route = HARK_ROUTE_OPENAI;
+	else if (n == 10 && strncmp(path, "/v1/search", 10) == 0)
+		r->route = HARK_ROUTE_SEARCH;
 	else if (n > 9 && strncmp(path, "/v1/jobs/", 9) == 0) {
 		const char *id = path + 9;
 		const char *slash = memchr(id, '/', n - 9);
@@ -525,6 +535,12 @@ char *hark_api_metrics_text(struct hark_srv *srv, size_t *len)
 	       "hark_jobs_processed_total{result=\"retried\"} %llu\n",
 	       (unsigned long long)js.completed, (unsigned long long)js.failed,
 	       (unsigned long long)js.canceled, (unsigned long long)js.retried);
+	APPEND("# HELP hark_analyze_jobs_total analysis jobs (analyze, run) done by this process, "
+	       "by method\n"
+	       "# TYPE hark_analyze_jobs_total counter\n"
+	       "hark_analyze_jobs_total{method=\"offline\"} %llu\n"
+	       "hark_analyze_jobs_total{method=\"llm\"} %llu\n",
+	       (unsigned long long)js.analyzed_offline, (unsigned long long)js.analyzed_llm);
 #undef APPEND
 	if (pos >= cap)
 		pos = cap - 1;
@@ -614,8 +630,10 @@ static void progress_task(struct hark_req *r)
 
 static const char *format_ctype(const char *fmt)
 {
-	if (strcmp(fmt, "json") == 0)
+	if (strcmp(fmt, "json") == 0 || strcmp(fmt, "minutes") == 0 || strcmp(fmt, "graph") == 0)
 		return "application/json";
+	if (strcmp(fmt, "minutes.md") == 0)
+		return "text/markdown; charset=utf-8";
 	if (strcmp(fmt, "srt") == 0)
 		return "application/x-subrip";
 	if (strcmp(fmt, "vtt") == 0)
@@ -647,6 +665,9 @@ static void result_task(struct hark_req *r)
 	} else if (j.status == HARK_JOB_CANCELED) {
 		hark_server_set_error(r, 409, "conflict", "the job was canceled");
 	} else {
+		/* analysis jobs answer with their minutes unless a format is named */
+		if (!r->q_format_set && strcmp(j.type, "analyze") == 0)
+			snprintf(r->q_format, sizeof(r->q_format), "minutes");
 		rc = hark_store_result_get(r->srv->st, j.id, r->q_format, &body, &len);
 		if (rc == HARK_OK)
 			hark_server_set_response(r, 200, format_ctype(r->q_format), body, len);
@@ -895,7 +916,9 @@ static void insert_job(struct hark_req *r, struct hark_job *j)
 		char *res = NULL;
 		size_t len = 0;
 		json_t *result = NULL;
-		if (hark_store_result_get(srv->st, j->id, "json", &res, &len) == HARK_OK)
+		if (hark_store_result_get(srv->st, j->id,
+					  strcmp(j->type, "analyze") == 0 ? "minutes" : "json", &res,
+					  &len) == HARK_OK)
 			result = json_loadb(res, len, 0, NULL);
 		free(res);
 		o = json_pack("{s:s,s:s,s:b,s:o,s:o}", "id", j->id, "status", "done", "cached", 1,
@@ -926,6 +949,25 @@ static void fill_job(struct hark_req *r, struct hark_job *j, const char *type, c
 	j->created_at = now;
 	j->next_run_at = now;
 	j->expires_at = r->srv->p->ttl_s > 0 ? now + r->srv->p->ttl_s : 0;
+}
+
+/* The content part of the dedup key: the content's sha256, and for analysis
+ * jobs whose meeting name comes from the file name also that name (the
+ * meeting is stored under it). */
+static void dedup_content(const struct hark_req *r, const char *sha, char out[HARK_SHA_HEX_LEN])
+{
+	char buf[HARK_SHA_HEX_LEN + FILENAME_CAP + 8];
+	int n;
+
+	if (!(strcmp(r->sub_type, "analyze") == 0 || strcmp(r->sub_type, "run") == 0) ||
+	    r->opts.name[0] || !r->filename || !*r->filename) {
+		snprintf(out, HARK_SHA_HEX_LEN, "%s", sha);
+		return;
+	}
+	n = snprintf(buf, sizeof(buf), "%s/%s", sha, r->filename);
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		n = (int)sizeof(buf) - 1;
+	sha256_hex(buf, (size_t)n, out);
 }
 
 /* Disk space check before accepting an upload (task). */
@@ -989,12 +1031,16 @@ static void submit_upload_task(struct hark_req *r)
 		hark_server_set_error(r, 500, "internal", "out of memory");
 		return;
 	}
-	fill_job(r, &j, "transcribe", options);
+	fill_job(r, &j, r->sub_type[0] ? r->sub_type : "transcribe", options);
 	snprintf(j.blob_sha, sizeof(j.blob_sha), "%s", sha);
 	j.blob_size = written;
 	j.filename = r->filename;
 	j.media_type = (char *)r->media_type;
-	hark_job_options_dedup_key(&r->opts, "transcribe", sha, j.dedup_key);
+	if (!r->opts.force) {
+		char key_sha[HARK_SHA_HEX_LEN];
+		dedup_content(r, sha, key_sha);
+		hark_job_options_dedup_key(&r->opts, j.type, key_sha, j.dedup_key);
+	}
 	insert_job(r, &j);
 	free(options);
 }
@@ -1003,7 +1049,7 @@ static void submit_json_task(struct hark_req *r)
 {
 	struct hark_job j;
 	char *options;
-	const char *type = r->json ? "transcript" : "noop";
+	const char *type = r->sub_type[0] ? r->sub_type : r->json ? "transcript" : "noop";
 
 	r->task_rc = -1;
 	if (key_caps(r))
@@ -1014,11 +1060,16 @@ static void submit_json_task(struct hark_req *r)
 		return;
 	}
 	fill_job(r, &j, type, options);
+	j.filename = r->filename; /* analysis uploads: the default meeting name */
 	if (r->json) {
 		char sha[HARK_SHA_HEX_LEN];
 		j.input_text = r->json; /* the transcript text as stored */
 		sha256_hex(r->json, r->json_len, sha);
-		hark_job_options_dedup_key(&r->opts, type, sha, j.dedup_key);
+		if (!r->opts.force) {
+			char key_sha[HARK_SHA_HEX_LEN];
+			dedup_content(r, sha, key_sha);
+			hark_job_options_dedup_key(&r->opts, type, key_sha, j.dedup_key);
+		}
 	}
 	insert_job(r, &j);
 	free(options);
@@ -1301,6 +1352,55 @@ static int early_error(struct hark_req *r, int status, const char *code, const c
 	return 1;
 }
 
+/* 1 when the n bytes at p read as UTF-8 text: no NUL or other control
+ * bytes but tab, CR, LF and FF, and valid UTF-8 (a sequence cut by the
+ * end of p counts when complete is 0). */
+static int looks_like_text(const unsigned char *p, size_t n, int complete)
+{
+	size_t valid = n;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = p[i];
+		if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f') || c == 0x7f)
+			return 0;
+	}
+	if (!complete) {
+		/* drop a trailing partial sequence (at most 3 bytes) */
+		size_t k = 0;
+		while (k < 3 && k < n && (p[n - 1 - k] & 0xC0) == 0x80)
+			k++;
+		if (k < n && p[n - 1 - k] >= 0xC0)
+			valid = n - 1 - k;
+	}
+	return hark_textnorm_utf8_valid((const char *)p, valid);
+}
+
+/* Appends bytes of a text file part to r->json (capped). 1 when an error
+ * answer was given. */
+static int text_append(struct hark_req *r, const void *p, size_t n)
+{
+	size_t cap = TEXT_UPLOAD_CAP;
+	char *nb;
+
+	if (r->srv->p->max_body_bytes > 0 && (uint64_t)r->srv->p->max_body_bytes < cap)
+		cap = (size_t)r->srv->p->max_body_bytes;
+	if (!n)
+		return 0;
+	if (r->json_len + n > cap) {
+		reject_upload(r, "too_large");
+		return early_error(r, 413, "payload_too_large",
+				   "a transcript upload may have at most %zu bytes", cap);
+	}
+	nb = realloc(r->json, r->json_len + n + 1);
+	if (!nb)
+		return early_error(r, 500, "internal", "out of memory");
+	memcpy(nb + r->json_len, p, n);
+	r->json = nb;
+	r->json_len += n;
+	r->json[r->json_len] = '\0';
+	return 0;
+}
+
 static int sniff_now(struct hark_req *r)
 {
 	int need_more = 0;
@@ -1309,6 +1409,19 @@ static int sniff_now(struct hark_req *r)
 	if (r->head_len == 0)
 		return early_error(r, 400, "missing_file", "the file part is empty");
 	mt = hark_sniff_media(r->head, r->head_len, &need_more);
+	if (!mt && r->route == HARK_ROUTE_JOBS &&
+	    (!r->sub_type[0] || strcmp(r->sub_type, "analyze") == 0) &&
+	    looks_like_text(r->head, r->head_len, r->file_done)) {
+		/* a transcript for analysis (the type field may still come) */
+		r->text_file = 1;
+		r->sniffed = 1;
+		if (text_append(r, r->head, r->head_len))
+			return 1;
+		free(r->head);
+		r->head = NULL;
+		r->head_len = 0;
+		return 0;
+	}
 	if (!mt) {
 		reject_upload(r, "unsupported_media_type");
 		return early_error(r, 415, "unsupported_media_type",
@@ -1338,6 +1451,10 @@ static int mp_begin(void *user, const char *name, const char *filename, const ch
 			return early_error(r, 400, "bad_request", "more than one file part");
 		r->file_seen = 1;
 		r->part = HARK_PART_FILE;
+		if (strcmp(r->sub_type, "analyze") == 0) {
+			r->text_file = 1;
+			r->sniffed = 1;
+		}
 		if (filename && *filename) {
 			/* display only: keep the last path component, capped */
 			const char *b = filename, *q;
@@ -1365,6 +1482,8 @@ static int mp_data(void *user, const void *p, size_t n)
 	if (r->body_error)
 		return 1;
 	if (r->part == HARK_PART_FILE) {
+		if (r->text_file)
+			return text_append(r, b, n);
 		if (!r->sniffed) {
 			size_t take = HARK_HEAD_BYTES - r->head_len;
 			if (!r->head && !(r->head = malloc(HARK_HEAD_BYTES)))
@@ -1379,6 +1498,8 @@ static int mp_data(void *user, const void *p, size_t n)
 				return 0;
 			if (sniff_now(r))
 				return 1;
+			if (r->text_file)
+				return text_append(r, b, n);
 		}
 		if (n && hark_server_upload_append(r, b, n) != HARK_OK) {
 			r->retry_after = 1;
@@ -1420,6 +1541,22 @@ static int mp_end(void *user)
 			free(r->options_text);
 			r->options_text = r->field;
 			r->field = NULL;
+		} else if (r->route == HARK_ROUTE_JOBS && strcmp(k, "type") == 0) {
+			if (strcmp(v, "transcribe") != 0 && strcmp(v, "analyze") != 0 &&
+			    strcmp(v, "run") != 0)
+				return early_error(r, 400, "bad_request",
+						   "type: \"%.32s\" is not an upload job type "
+						   "(transcribe, analyze or run)", v);
+			snprintf(r->sub_type, sizeof(r->sub_type), "%s", v);
+		} else if (r->route == HARK_ROUTE_JOBS &&
+			   (strcmp(k, "name") == 0 || strcmp(k, "date") == 0 ||
+			    strcmp(k, "batch") == 0 || strcmp(k, "chunk_tokens") == 0 ||
+			    strcmp(k, "overlap_tokens") == 0 || strcmp(k, "offline") == 0 ||
+			    strcmp(k, "force") == 0)) {
+			char err[256] = "";
+			if (hark_job_options_set(&r->opts, k, v, err, sizeof(err)) != HARK_OK)
+				return early_error(r, 400, "invalid_option", "%s",
+						   err[0] ? err : "invalid option");
 		} else if (r->route == HARK_ROUTE_OPENAI) {
 			if (strcmp(k, "model") == 0)
 				snprintf(r->oa_model, sizeof(r->oa_model), "%s", v);
@@ -1515,6 +1652,18 @@ void hark_api_upload_report(struct hark_req *r)
 
 /* ---- request entry points ------------------------------------------------------------- */
 
+/* Analysis options given to a job type that does not analyse: 1 with err. */
+static int analysis_options_misplaced(const struct hark_req *r, const char *type, char *err,
+				      size_t errlen)
+{
+	if (strcmp(type, "analyze") == 0 || strcmp(type, "run") == 0 ||
+	    !hark_job_options_has_analysis(&r->opts))
+		return 0;
+	snprintf(err, errlen, "options: name, date, batch, chunk_tokens, overlap_tokens, "
+		 "offline and force apply to analyze and run jobs only (this is a %s job)", type);
+	return 1;
+}
+
 static int json_body_done(struct hark_req *r)
 {
 	json_error_t jerr;
@@ -1557,10 +1706,15 @@ static int json_body_done(struct hark_req *r)
 		if (rc)
 			break;
 	}
-	if (!rc && type && strcmp(type, "noop") != 0 && strcmp(type, "transcript") != 0) {
+	if (!rc && type && strcmp(type, "noop") != 0 && strcmp(type, "transcript") != 0 &&
+	    strcmp(type, "analyze") != 0) {
 		rc = 1;
-		snprintf(err, sizeof(err), "type: \"%.32s\" needs a file upload (multipart/form-data)",
-			 type);
+		if (strcmp(type, "transcribe") == 0 || strcmp(type, "run") == 0)
+			snprintf(err, sizeof(err),
+				 "type: \"%.32s\" needs a file upload (multipart/form-data)", type);
+		else
+			snprintf(err, sizeof(err), "type: unknown job type \"%.32s\" (transcribe, "
+				 "transcript, analyze, run or noop)", type);
 	}
 	if (!rc && type && strcmp(type, "noop") == 0 && text) {
 		rc = 1;
@@ -1588,10 +1742,60 @@ static int json_body_done(struct hark_req *r)
 			return 0;
 		}
 	}
+	if (type && strcmp(type, "analyze") == 0)
+		snprintf(r->sub_type, sizeof(r->sub_type), "analyze");
+	if (analysis_options_misplaced(r, type ? type : text ? "transcript" : "noop", err,
+				       sizeof(err))) {
+		json_decref(root);
+		free(text);
+		answer_error(r, 400, "invalid_option", err);
+		return 0;
+	}
 	json_decref(root);
 	free(r->json);
 	r->json = text; /* now: the transcript text, or NULL for noop */
 	r->json_len = text ? strlen(text) : 0;
+	submit_or_503(r, submit_json_task, NULL);
+	return 0;
+}
+
+/* The whole multipart body of a text upload (type analyze, or a text file
+ * whose type field never said analyze) has arrived. */
+static int text_upload_done(struct hark_req *r)
+{
+	char err[256] = "";
+
+	if (strcmp(r->sub_type, "analyze") != 0) {
+		reject_upload(r, "unsupported_media_type");
+		early_error(r, 415, "unsupported_media_type",
+			    "the upload is not audio or video hark can read (a transcript "
+			    "file needs the form field type=analyze)");
+		return 0;
+	}
+	if (!r->text_file) {
+		reject_upload(r, "unsupported_media_type");
+		early_error(r, 415, "unsupported_media_type",
+			    "an analyze upload must be a text transcript (use type=run for "
+			    "audio or video)");
+		return 0;
+	}
+	if (r->json_len == 0) {
+		early_error(r, 400, "missing_file", "the file part is empty");
+		return 0;
+	}
+	if (memchr(r->json, '\0', r->json_len) ||
+	    !hark_textnorm_utf8_valid(r->json, r->json_len)) {
+		reject_upload(r, "unsupported_media_type");
+		early_error(r, 415, "unsupported_media_type",
+			    "an analyze upload must be UTF-8 text (SRT, VTT, JSON or plain text)");
+		return 0;
+	}
+	if (r->options_text &&
+	    hark_job_options_parse(r->options_text, strlen(r->options_text), &r->opts, err,
+				   sizeof(err))) {
+		early_error(r, 400, "invalid_option", "%s", err[0] ? err : "invalid options");
+		return 0;
+	}
 	submit_or_503(r, submit_json_task, NULL);
 	return 0;
 }
@@ -1619,6 +1823,20 @@ int hark_api_body_done(struct hark_req *r)
 		early_error(r, 400, "missing_file", "no file part in the form");
 		return 0;
 	}
+	if (r->route == HARK_ROUTE_JOBS && (r->text_file || strcmp(r->sub_type, "analyze") == 0))
+		return text_upload_done(r);
+	if (r->route == HARK_ROUTE_JOBS && r->options_text &&
+	    hark_job_options_parse(r->options_text, strlen(r->options_text), &r->opts, err,
+				   sizeof(err))) {
+		early_error(r, 400, "invalid_option", "%s", err[0] ? err : "invalid options");
+		return 0;
+	}
+	if (r->route == HARK_ROUTE_JOBS &&
+	    analysis_options_misplaced(r, r->sub_type[0] ? r->sub_type : "transcribe", err,
+				       sizeof(err))) {
+		early_error(r, 400, "invalid_option", "%s", err);
+		return 0;
+	}
 	if (r->route == HARK_ROUTE_OPENAI) {
 		if (openai_options(r, err, sizeof(err))) {
 			early_error(r, 400, "invalid_option", "%s", err);
@@ -1626,11 +1844,6 @@ int hark_api_body_done(struct hark_req *r)
 		}
 		/* the job may take a while: free the header table meanwhile */
 		lws_http_headers_detach(r->wsi);
-	} else if (r->options_text &&
-		   hark_job_options_parse(r->options_text, strlen(r->options_text), &r->opts, err,
-					  sizeof(err))) {
-		early_error(r, 400, "invalid_option", "%s", err[0] ? err : "invalid options");
-		return 0;
 	}
 	hark_server_upload_finish(r);
 	r->await_writer = 1;
@@ -1752,13 +1965,128 @@ static int begin_submission(struct hark_req *r)
 	return 0;
 }
 
+/* URL argument name into out (outlen bytes; "" when absent; longer
+ * values are cut at a character boundary). */
+static void url_arg_long(struct hark_req *r, const char *name, char *out, size_t outlen)
+{
+	char key[40], buf[1200];
+	const char *v;
+	size_t n;
+
+	out[0] = '\0';
+	snprintf(key, sizeof(key), "%s=", name);
+	v = lws_get_urlarg_by_name(r->wsi, key, buf, (int)sizeof(buf));
+	if (!v)
+		return;
+	n = strlen(v);
+	if (n >= outlen) {
+		n = outlen - 1;
+		while (n > 0 && ((unsigned char)v[n] & 0xC0) == 0x80)
+			n--;
+	}
+	memcpy(out, v, n);
+	out[n] = '\0';
+}
+
+/* Search kinds (the document kinds analysis stores). */
+static const char *const search_kinds[] = {"chunk",  "summary",  "topic",
+					   "decision", "action", "question"};
+
+/* Arguments of /v1/search. Returns 1 when an error answer was set. */
+static int search_args(struct hark_req *r)
+{
+	char buf[64];
+	const char *q;
+
+	r->q_limit = 10;
+	url_arg_long(r, "q", r->q_text, sizeof(r->q_text));
+	for (q = r->q_text; *q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'; q++)
+		;
+	if (!*q) {
+		hark_server_set_error(r, 400, "missing_query",
+				      "the query argument q is required (e.g. /v1/search?q=budget)");
+		return 1;
+	}
+	if (!hark_textnorm_utf8_valid(r->q_text, strlen(r->q_text))) {
+		hark_server_set_error(r, 400, "bad_request", "q is not valid UTF-8");
+		return 1;
+	}
+	if (url_arg(r, "limit", buf, sizeof(buf))) {
+		int64_t v;
+		if (parse_i64(buf, &v) || v < 1 || v > SEARCH_MAX) {
+			hark_server_set_error(r, 400, "bad_request", "limit must be 1..%d",
+					      SEARCH_MAX);
+			return 1;
+		}
+		r->q_limit = (long)v;
+	}
+	if (url_arg(r, "kind", r->q_kind, sizeof(r->q_kind)) && r->q_kind[0]) {
+		int ok = 0;
+		for (size_t i = 0; i < sizeof(search_kinds) / sizeof(search_kinds[0]); i++)
+			ok |= strcmp(r->q_kind, search_kinds[i]) == 0;
+		if (!ok) {
+			hark_server_set_error(r, 400, "bad_request",
+					      "kind must be one of chunk, summary, topic, decision, "
+					      "action, question");
+			return 1;
+		}
+	}
+	url_arg_long(r, "meeting", r->q_meeting, sizeof(r->q_meeting));
+	return 0;
+}
+
+/* GET /v1/search (task). */
+static void search_task(struct hark_req *r)
+{
+	struct hark_search_params sp = hark_search_default_params();
+	struct hark_search_hit *hits = NULL;
+	char err[512] = "";
+	size_t n = 0;
+	json_t *o;
+	int rc;
+
+	sp.limit = (size_t)r->q_limit;
+	sp.kind = r->q_kind[0] ? r->q_kind : NULL;
+	sp.meeting = r->q_meeting[0] ? r->q_meeting : NULL;
+	sp.hybrid = r->srv->llm && r->srv->embed;
+	rc = hark_search_query(r->srv->st, sp.hybrid ? r->srv->llm : NULL, r->q_text, &sp, &hits,
+			       &n, err, sizeof(err));
+	if (rc == HARK_ERR_INVALID_ARG) {
+		hark_metrics_add(r->srv->metrics, "hark_searches_total", "result=\"bad_request\"", 1);
+		hark_server_set_error(r, 400, "bad_query", "%s", err[0] ? err : "invalid query");
+		return;
+	}
+	if (rc != HARK_OK) {
+		hark_metrics_add(r->srv->metrics, "hark_searches_total", "result=\"error\"", 1);
+		hark_server_set_error(r, 500, "internal", "search failed: %s",
+				      err[0] ? err : hark_strerror(rc));
+		return;
+	}
+	if (err[0])
+		hark_server_log("warn", "search fell back to BM25", "detail", err, NULL);
+	o = hark_search_hits_to_json(r->q_text, hits, n);
+	hark_search_hits_free(hits, n);
+	hark_metrics_add(r->srv->metrics, "hark_searches_total",
+			 n ? "result=\"hits\"" : "result=\"empty\"", 1);
+	if (!o) {
+		hark_server_set_error(r, 500, "internal", "out of memory");
+		return;
+	}
+	respond_json(r, 200, o);
+}
+
 static int query_args(struct hark_req *r)
 {
 	char buf[64];
 
+	if (r->route == HARK_ROUTE_SEARCH)
+		return search_args(r);
 	if (url_arg(r, "format", r->q_format, sizeof(r->q_format))) {
+		r->q_format_set = 1;
 		if (strcmp(r->q_format, "json") && strcmp(r->q_format, "txt") &&
-		    strcmp(r->q_format, "srt") && strcmp(r->q_format, "vtt")) {
+		    strcmp(r->q_format, "srt") && strcmp(r->q_format, "vtt") &&
+		    strcmp(r->q_format, "minutes") && strcmp(r->q_format, "minutes.md") &&
+		    strcmp(r->q_format, "graph")) {
 			hark_server_set_error(r, 404, "not_found", "unknown result format \"%s\"",
 					      r->q_format);
 			return 1;
@@ -1867,7 +2195,8 @@ int hark_api_http(struct hark_req *r, const char *path)
 		hark_server_respond(r);
 		return 0;
 	}
-	if (r->route != HARK_ROUTE_JOBS && r->route != HARK_ROUTE_OPENAI && !r->job_id[0]) {
+	if (r->route != HARK_ROUTE_JOBS && r->route != HARK_ROUTE_OPENAI &&
+	    r->route != HARK_ROUTE_SEARCH && !r->job_id[0]) {
 		answer_error(r, 404, "not_found", "job not found");
 		return 0;
 	}
@@ -1899,6 +2228,9 @@ int hark_api_http(struct hark_req *r, const char *path)
 		return 0;
 	case HARK_ROUTE_JOB_WS:
 		answer_error(r, 400, "bad_request", "this route needs a WebSocket upgrade");
+		return 0;
+	case HARK_ROUTE_SEARCH:
+		submit_or_503(r, search_task, NULL);
 		return 0;
 	default:
 		answer_error(r, 404, "not_found", "no such route");

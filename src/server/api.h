@@ -50,6 +50,7 @@ enum hark_route {
 	HARK_ROUTE_JOB_EVENTS,
 	HARK_ROUTE_JOB_WS,
 	HARK_ROUTE_OPENAI,        /* /v1/audio/transcriptions */
+	HARK_ROUTE_SEARCH,        /* /v1/search */
 	HARK_ROUTE_COUNT
 };
 
@@ -73,6 +74,7 @@ struct hark_srv {
 	struct hark_ratelimit *rl;
 	struct hark_metrics *metrics;
 	struct hark_llm *llm;   /* LLM client shared by jobs; NULL = offline only */
+	int embed;              /* an "embed" route is configured: hybrid search, chunk embeddings */
 	int port;
 	char instance_id[48];
 
@@ -177,6 +179,10 @@ struct hark_req {
 
 	/* query */
 	char q_format[16];
+	int q_format_set;            /* format= was given */
+	char q_text[1024];           /* /v1/search: q (decoded) */
+	char q_kind[32];             /* /v1/search: kind ("" = any) */
+	char q_meeting[128];         /* /v1/search: meeting ("" = any) */
 	char q_status[16];
 	char q_cursor[HARK_ID_LEN];
 	long q_limit;
@@ -193,8 +199,11 @@ struct hark_req {
 	int body_started;            /* the handler reads the body (408 deadline applies) */
 	int body_done;
 	int body_error;              /* an early answer was given; ignore the rest */
-	char *json;                  /* application/json body */
+	char *json;                  /* application/json body; for a text upload
+				      * (analyze) the file's bytes */
 	size_t json_len;
+	char sub_type[16];           /* multipart "type" field ("" = transcribe) */
+	int text_file;               /* the file part is a text transcript (kept in json) */
 	struct hark_multipart *mp;
 	int part;                    /* HARK_PART_* */
 	char part_name[48];

@@ -2010,6 +2010,9 @@ int hark_server_run(const struct hark_server_params *p, char *err, size_t errlen
 	jp.webhook_secret = secret;
 	jp.on_event = on_job_event;
 	jp.user_data = srv;
+	/* the LLM client starts a thread: it is made after the pool (see
+	 * below), and analysis jobs wait for it */
+	jp.llm_later = 1;
 	g_srv = srv;
 	if ((rc = hark_jobs_start(srv->st, &jp, &srv->jobs, msg, sizeof(msg)))) {
 		hark_errbuf_set(err, errlen, "worker pool: %s", msg);
@@ -2037,7 +2040,12 @@ int hark_server_run(const struct hark_server_params *p, char *err, size_t errlen
 			hark_errbuf_set(err, errlen, "LLM providers: %s", msg);
 			goto out;
 		}
+		for (size_t i = 0; i < p->llm_config->n_routes; i++)
+			if (p->llm_config->routes[i].task &&
+			    strcmp(p->llm_config->routes[i].task, "embed") == 0)
+				srv->embed = 1;
 	}
+	hark_jobs_set_llm(srv->jobs, srv->llm, srv->embed);
 
 	lws_set_log_level(LLL_ERR, lws_log_emit);
 	if ((rc = create_context(srv, err, errlen)))

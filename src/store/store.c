@@ -980,3 +980,450 @@ int hark_store_llm_rate_block(struct hark_store *st, const char *key, double unt
 	CHECK(st && key && *key && strnlen(key, 1025) <= 1024 && !isnan(until));
 	return finish_err(st->ops->llm_rate_block(st->be, key, until));
 }
+
+/* ---- meeting analysis --------------------------------------------------------------- */
+
+void hark_meeting_rec_clear(struct hark_meeting_rec *m)
+{
+	if (!m)
+		return;
+	free(m->name);
+	free(m->source);
+	free(m->date);
+	free(m->method);
+	free(m->model);
+	free(m->minutes_json);
+	free(m->graph_json);
+	memset(m, 0, sizeof(*m));
+}
+
+void hark_meeting_rec_array_free(struct hark_meeting_rec *m, size_t n)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < n; i++)
+		hark_meeting_rec_clear(&m[i]);
+	free(m);
+}
+
+void hark_search_hits_free(struct hark_search_hit *hits, size_t n)
+{
+	if (!hits)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(hits[i].kind);
+		free(hits[i].meeting);
+		free(hits[i].speaker);
+		free(hits[i].text);
+		free(hits[i].snippet);
+	}
+	free(hits);
+}
+
+/* Strict UTF-8 check of the first len bytes (no overlongs, no surrogates). */
+static int utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned c = p[i];
+		size_t k;
+		unsigned cp;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			k = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			k = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			k = 3;
+			cp = c & 0x07;
+		} else {
+			return 0;
+		}
+		if (len - i <= k)
+			return 0;
+		for (size_t j = 1; j <= k; j++) {
+			if ((p[i + j] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (p[i + j] & 0x3f);
+		}
+		if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return 0;
+		i += k + 1;
+	}
+	return 1;
+}
+
+/*
+ * Checks an optional/required string against a byte cap: HARK_OK, or
+ * INVALID_ARG (missing when required, empty when required, not UTF-8) /
+ * LIMIT (longer than max), with a message naming what.
+ */
+static int check_str(const char *s, size_t max, int required, const char *what)
+{
+	size_t len;
+
+	if (!s) {
+		if (required)
+			return hark_store_set_errmsg(HARK_ERR_INVALID_ARG, "%s is missing", what);
+		return HARK_OK;
+	}
+	len = strnlen(s, max + 1);
+	if (len > max)
+		return hark_store_set_errmsg(HARK_ERR_LIMIT, "%s is longer than %zu bytes", what,
+					     max);
+	if (required && len == 0)
+		return hark_store_set_errmsg(HARK_ERR_INVALID_ARG, "%s is empty", what);
+	if (!utf8_valid(s, len))
+		return hark_store_set_errmsg(HARK_ERR_INVALID_ARG, "%s is not valid UTF-8", what);
+	return HARK_OK;
+}
+
+/* 64 lowercase hex digits (allow_empty: "" too). */
+static int is_sha_hex(const char *s, int allow_empty)
+{
+	size_t i;
+
+	if (!s)
+		return 0;
+	if (!*s)
+		return allow_empty;
+	for (i = 0; i < 64; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return s[64] == '\0';
+}
+
+static int is_doc_kind(const char *k)
+{
+	static const char *const kinds[] = {"chunk", "summary", "topic",
+					    "decision", "action", "question"};
+
+	for (size_t i = 0; k && i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strcmp(k, kinds[i]) == 0)
+			return 1;
+	return 0;
+}
+
+#define CHECK_RC(expr)                      \
+	do {                                \
+		int check_rc_ = (expr);     \
+		if (check_rc_ != HARK_OK)   \
+			return check_rc_;   \
+	} while (0)
+
+static int check_meeting_name(const char *name)
+{
+	return check_str(name, HARK_STORE_NAME_MAX, 1, "meeting name");
+}
+
+int hark_store_meeting_put(struct hark_store *st, const struct hark_meeting_rec *m,
+			   const struct hark_meeting_chunk *chunks, size_t n,
+			   const struct hark_search_doc *docs, size_t n_docs)
+{
+	errmsg_reset();
+	CHECK(st && m && (chunks || n == 0) && (docs || n_docs == 0));
+	CHECK_RC(check_meeting_name(m->name));
+	CHECK_RC(check_str(m->source, 4096, 0, "meeting source"));
+	CHECK_RC(check_str(m->date, 64, 0, "meeting date"));
+	CHECK_RC(check_str(m->method, 64, 0, "analysis method"));
+	CHECK_RC(check_str(m->model, 256, 0, "analysis model"));
+	CHECK_RC(check_str(m->minutes_json, HARK_STORE_JSON_MAX, 0, "minutes JSON"));
+	CHECK_RC(check_str(m->graph_json, HARK_STORE_JSON_MAX, 0, "graph JSON"));
+	CHECK(is_sha_hex(m->content_sha, 1) && is_sha_hex(m->params_sha, 1));
+	CHECK(m->n_chunks >= 0 && !isnan(m->analyzed_at));
+	if (n > HARK_STORE_CHUNKS_MAX)
+		return hark_store_set_errmsg(HARK_ERR_LIMIT, "%zu chunks exceed the cap of %d", n,
+					     HARK_STORE_CHUNKS_MAX);
+	if (n_docs > HARK_STORE_DOCS_MAX)
+		return hark_store_set_errmsg(HARK_ERR_LIMIT,
+					     "%zu search documents exceed the cap of %d", n_docs,
+					     HARK_STORE_DOCS_MAX);
+	for (size_t i = 0; i < n; i++) {
+		if (!is_sha_hex(chunks[i].chunk_sha, 0))
+			return hark_store_set_errmsg(HARK_ERR_INVALID_ARG,
+						     "chunk %zu: chunk_sha is not 64 hex digits", i);
+		CHECK(!isnan(chunks[i].start_s) && !isnan(chunks[i].end_s));
+	}
+	for (size_t i = 0; i < n_docs; i++) {
+		const struct hark_search_doc *d = &docs[i];
+
+		if (!is_doc_kind(d->kind))
+			return hark_store_set_errmsg(HARK_ERR_INVALID_ARG,
+						     "document %zu: unknown kind", i);
+		if (d->meeting && strcmp(d->meeting, m->name) != 0)
+			return hark_store_set_errmsg(HARK_ERR_INVALID_ARG,
+						     "document %zu belongs to another meeting", i);
+		CHECK_RC(check_str(d->text, HARK_STORE_DOC_TEXT_MAX, 1, "document text"));
+		CHECK_RC(check_str(d->speaker, 256, 0, "document speaker"));
+		if (d->chunk_sha && !is_sha_hex(d->chunk_sha, 1))
+			return hark_store_set_errmsg(HARK_ERR_INVALID_ARG,
+						     "document %zu: chunk_sha is not 64 hex digits",
+						     i);
+		CHECK(!isnan(d->start_s) && !isnan(d->end_s));
+	}
+	return finish_err(st->ops->meeting_put(st->be, m, chunks, n, docs, n_docs));
+}
+
+int hark_store_meeting_get(struct hark_store *st, const char *name, struct hark_meeting_rec *out)
+{
+	errmsg_reset();
+	if (out)
+		memset(out, 0, sizeof(*out));
+	CHECK(st && out);
+	CHECK_RC(check_meeting_name(name));
+	return finish_err(st->ops->meeting_get(st->be, name, out));
+}
+
+int hark_store_meeting_list(struct hark_store *st, int with_json, struct hark_meeting_rec **out,
+			    size_t *n)
+{
+	errmsg_reset();
+	if (out)
+		*out = NULL;
+	if (n)
+		*n = 0;
+	CHECK(st && out && n);
+	return finish_err(st->ops->meeting_list(st->be, with_json != 0, out, n));
+}
+
+int hark_store_meeting_chunks(struct hark_store *st, const char *name,
+			      struct hark_meeting_chunk **out, size_t *n)
+{
+	errmsg_reset();
+	if (out)
+		*out = NULL;
+	if (n)
+		*n = 0;
+	CHECK(st && out && n);
+	CHECK_RC(check_meeting_name(name));
+	return finish_err(st->ops->meeting_chunks(st->be, name, out, n));
+}
+
+int hark_store_meeting_delete(struct hark_store *st, const char *name)
+{
+	errmsg_reset();
+	CHECK(st);
+	CHECK_RC(check_meeting_name(name));
+	return finish_err(st->ops->meeting_delete(st->be, name));
+}
+
+static int check_pipeline(const char *pipeline)
+{
+	return check_str(pipeline, 128, 1, "pipeline");
+}
+
+int hark_store_chunk_result_get(struct hark_store *st, const char *chunk_sha,
+				const char *pipeline, char **json)
+{
+	const char *shas[1];
+	char *got = NULL;
+	int rc;
+
+	errmsg_reset();
+	if (json)
+		*json = NULL;
+	CHECK(st && json && is_sha_hex(chunk_sha, 0));
+	CHECK_RC(check_pipeline(pipeline));
+	shas[0] = chunk_sha;
+	rc = st->ops->chunk_result_get_many(st->be, pipeline, shas, 1, &got);
+	if (rc == HARK_OK && !got)
+		rc = hark_store_set_errmsg(HARK_ERR_NOT_FOUND, "no %s result for chunk %s",
+					   pipeline, chunk_sha);
+	*json = got;
+	return finish_err(rc);
+}
+
+int hark_store_chunk_result_put(struct hark_store *st, const char *chunk_sha,
+				const char *pipeline, const char *model, const char *json)
+{
+	errmsg_reset();
+	CHECK(st && is_sha_hex(chunk_sha, 0));
+	CHECK_RC(check_pipeline(pipeline));
+	CHECK_RC(check_str(model, 256, 0, "model"));
+	CHECK_RC(check_str(json, HARK_STORE_JSON_MAX, 1, "chunk result JSON"));
+	return finish_err(st->ops->chunk_result_put(st->be, chunk_sha, pipeline, model, json));
+}
+
+int hark_store_chunk_result_get_many(struct hark_store *st, const char *pipeline,
+				     const char *const *shas, size_t n, char **out_json)
+{
+	errmsg_reset();
+	CHECK(st && (shas || n == 0) && (out_json || n == 0));
+	for (size_t i = 0; i < n; i++)
+		out_json[i] = NULL;
+	CHECK_RC(check_pipeline(pipeline));
+	if (n > HARK_STORE_BATCH_MAX)
+		return hark_store_set_errmsg(HARK_ERR_LIMIT, "%zu shas exceed the batch cap of %d",
+					     n, HARK_STORE_BATCH_MAX);
+	for (size_t i = 0; i < n; i++)
+		if (!is_sha_hex(shas[i], 0))
+			return hark_store_set_errmsg(HARK_ERR_INVALID_ARG,
+						     "sha %zu is not 64 hex digits", i);
+	if (n == 0)
+		return HARK_OK;
+	return finish_err(st->ops->chunk_result_get_many(st->be, pipeline, shas, n, out_json));
+}
+
+static size_t clamp_limit(size_t limit)
+{
+	if (limit == 0)
+		return 10;
+	return limit > 1000 ? 1000 : limit;
+}
+
+static int check_filters(const char *kind, const char *meeting)
+{
+	if (kind && !is_doc_kind(kind))
+		return hark_store_set_errmsg(HARK_ERR_INVALID_ARG,
+					     "unknown document kind filter (use chunk, summary, "
+					     "topic, decision, action or question)");
+	if (meeting)
+		return check_meeting_name(meeting);
+	return HARK_OK;
+}
+
+int hark_store_search_bm25_in(struct hark_store *st, const char *fts_query,
+			      const char *kind_filter, const char *meeting_filter, size_t limit,
+			      struct hark_search_hit **out, size_t *n)
+{
+	errmsg_reset();
+	if (out)
+		*out = NULL;
+	if (n)
+		*n = 0;
+	CHECK(st && out && n);
+	CHECK_RC(check_str(fts_query, HARK_STORE_QUERY_MAX, 1, "search query"));
+	CHECK_RC(check_filters(kind_filter, meeting_filter));
+	return finish_err(st->ops->search_bm25(st->be, fts_query, kind_filter, meeting_filter,
+					       clamp_limit(limit), out, n));
+}
+
+int hark_store_search_bm25(struct hark_store *st, const char *fts_query, const char *kind_filter,
+			   size_t limit, struct hark_search_hit **out, size_t *n)
+{
+	return hark_store_search_bm25_in(st, fts_query, kind_filter, NULL, limit, out, n);
+}
+
+int hark_store_search_docs_by_sha(struct hark_store *st, const char *const *text_shas, size_t n,
+				  const char *kind_filter, const char *meeting_filter,
+				  const char *highlight_query, size_t limit,
+				  struct hark_search_hit **out, size_t *n_out)
+{
+	errmsg_reset();
+	if (out)
+		*out = NULL;
+	if (n_out)
+		*n_out = 0;
+	CHECK(st && out && n_out && (text_shas || n == 0));
+	CHECK_RC(check_filters(kind_filter, meeting_filter));
+	CHECK_RC(check_str(highlight_query, HARK_STORE_QUERY_MAX, 0, "highlight query"));
+	if (n > HARK_STORE_BATCH_MAX)
+		return hark_store_set_errmsg(HARK_ERR_LIMIT, "%zu shas exceed the batch cap of %d",
+					     n, HARK_STORE_BATCH_MAX);
+	for (size_t i = 0; i < n; i++)
+		if (!is_sha_hex(text_shas[i], 0))
+			return hark_store_set_errmsg(HARK_ERR_INVALID_ARG,
+						     "sha %zu is not 64 hex digits", i);
+	if (n == 0)
+		return HARK_OK;
+	return finish_err(st->ops->search_docs_by_sha(st->be, text_shas, n, kind_filter,
+						      meeting_filter, highlight_query,
+						      clamp_limit(limit), out, n_out));
+}
+
+int hark_store_search_has_fts(struct hark_store *st)
+{
+	return st ? st->ops->search_has_fts(st->be) : 0;
+}
+
+static int check_model(const char *model)
+{
+	return check_str(model, 159, 1, "embedding model");
+}
+
+static int check_vectors(const float *v, size_t n, size_t dim)
+{
+	if (dim == 0 || dim > HARK_STORE_EMBED_DIM_MAX)
+		return hark_store_set_errmsg(dim ? HARK_ERR_LIMIT : HARK_ERR_INVALID_ARG,
+					     "embedding dimension %zu outside 1..%d", dim,
+					     HARK_STORE_EMBED_DIM_MAX);
+	for (size_t i = 0; i < n * dim; i++)
+		if (!isfinite(v[i]))
+			return hark_store_set_errmsg(HARK_ERR_INVALID_ARG,
+						     "embedding value %zu of vector %zu is not finite",
+						     i % dim, i / dim);
+	return HARK_OK;
+}
+
+int hark_store_embedding_put(struct hark_store *st, const char *text_sha, const char *model,
+			     const float *v, size_t dim)
+{
+	const char *shas[1];
+
+	errmsg_reset();
+	CHECK(st && is_sha_hex(text_sha, 0) && v);
+	CHECK_RC(check_model(model));
+	CHECK_RC(check_vectors(v, 1, dim));
+	shas[0] = text_sha;
+	return finish_err(st->ops->embedding_put_many(st->be, model, shas, 1, v, dim));
+}
+
+int hark_store_embedding_put_many(struct hark_store *st, const char *model,
+				  const char *const *shas, size_t n, const float *vecs, size_t dim)
+{
+	errmsg_reset();
+	CHECK(st && (shas || n == 0) && (vecs || n == 0));
+	CHECK_RC(check_model(model));
+	if (n > HARK_STORE_BATCH_MAX)
+		return hark_store_set_errmsg(HARK_ERR_LIMIT, "%zu vectors exceed the batch cap of %d",
+					     n, HARK_STORE_BATCH_MAX);
+	if (n == 0)
+		return HARK_OK;
+	for (size_t i = 0; i < n; i++)
+		if (!is_sha_hex(shas[i], 0))
+			return hark_store_set_errmsg(HARK_ERR_INVALID_ARG,
+						     "sha %zu is not 64 hex digits", i);
+	CHECK_RC(check_vectors(vecs, n, dim));
+	return finish_err(st->ops->embedding_put_many(st->be, model, shas, n, vecs, dim));
+}
+
+int hark_store_embedding_get_many(struct hark_store *st, const char *model,
+				  const char *const *shas, size_t n, float **vecs, size_t *dims)
+{
+	errmsg_reset();
+	CHECK(st && (shas || n == 0) && (vecs || n == 0) && (dims || n == 0));
+	for (size_t i = 0; i < n; i++) {
+		vecs[i] = NULL;
+		dims[i] = 0;
+	}
+	CHECK_RC(check_model(model));
+	if (n > HARK_STORE_BATCH_MAX)
+		return hark_store_set_errmsg(HARK_ERR_LIMIT, "%zu shas exceed the batch cap of %d",
+					     n, HARK_STORE_BATCH_MAX);
+	for (size_t i = 0; i < n; i++)
+		if (!is_sha_hex(shas[i], 0))
+			return hark_store_set_errmsg(HARK_ERR_INVALID_ARG,
+						     "sha %zu is not 64 hex digits", i);
+	if (n == 0)
+		return HARK_OK;
+	return finish_err(st->ops->embedding_get_many(st->be, model, shas, n, vecs, dims));
+}
+
+int hark_store_embedding_scan(struct hark_store *st, const char *model,
+			      int (*cb)(const char *text_sha, const float *v, size_t dim, void *ud),
+			      void *ud)
+{
+	errmsg_reset();
+	CHECK(st && cb);
+	CHECK_RC(check_model(model));
+	return finish_err(st->ops->embedding_scan(st->be, model, cb, ud));
+}

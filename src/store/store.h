@@ -1,8 +1,11 @@
 /*
  * The job store: durable state of the job service (jobs, their progress
  * events, rendered results, API keys and their usage, webhook deliveries and
- * small settings) behind one table of function pointers, so that the SQLite
- * backend (one file per data directory, the default) and a later PostgreSQL
+ * small settings; the LLM layer's cache and accounting; the meeting-analysis
+ * data: analysed meetings, the per-chunk result cache, search documents with
+ * their full-text index, and embeddings) behind one table of function
+ * pointers, so that the SQLite backend (one file per data directory, the
+ * default) and a later PostgreSQL
  * backend are interchangeable. All SQL and all locking live inside the
  * backend file; callers see only the hark_store_* functions below. A store
  * handle is thread-safe: any thread may call any function at any time (the
@@ -465,5 +468,170 @@ int hark_store_llm_rate_acquire(struct hark_store *st, const char *key, double r
 				double *retry_at, int64_t *ticket);
 int hark_store_llm_rate_adjust(struct hark_store *st, int64_t ticket, double tokens);
 int hark_store_llm_rate_block(struct hark_store *st, const char *key, double until);
+
+/* ---- meeting analysis: meetings, chunk results, search documents, embeddings ---- */
+
+/*
+ * Input caps of this section (violations: HARK_ERR_INVALID_ARG for a
+ * malformed value, HARK_ERR_LIMIT for an oversized one; nothing is written):
+ *   meeting name 1..HARK_STORE_NAME_MAX bytes; source <= 4096; date, method
+ *   <= 64; model <= 256; content_sha / params_sha "" or 64 lowercase hex;
+ *   minutes_json / graph_json <= HARK_STORE_JSON_MAX bytes each;
+ *   chunks per meeting <= HARK_STORE_CHUNKS_MAX; search documents per
+ *   meeting <= HARK_STORE_DOCS_MAX; document text 1..HARK_STORE_DOC_TEXT_MAX
+ *   bytes of valid UTF-8; speaker <= 256; kind one of "chunk", "summary",
+ *   "topic", "decision", "action", "question";
+ *   chunk sha: 64 lowercase hex; pipeline 1..128 bytes; chunk result JSON
+ *   <= HARK_STORE_JSON_MAX; batched gets <= HARK_STORE_BATCH_MAX shas;
+ *   FTS query 1..HARK_STORE_QUERY_MAX bytes; search limit clamped to 1..1000;
+ *   embedding model 1..159 bytes; dim 1..HARK_STORE_EMBED_DIM_MAX, finite
+ *   values. Every string must be NUL-terminated UTF-8.
+ */
+#define HARK_STORE_NAME_MAX 256
+#define HARK_STORE_JSON_MAX (64u * 1024u * 1024u)
+#define HARK_STORE_CHUNKS_MAX 100000
+#define HARK_STORE_DOCS_MAX 200000
+#define HARK_STORE_DOC_TEXT_MAX 65536
+#define HARK_STORE_BATCH_MAX 100000
+#define HARK_STORE_QUERY_MAX 4096
+#define HARK_STORE_EMBED_DIM_MAX 16384
+
+/* One analysed meeting. Filled by the store: strings heap-owned, released by
+ * hark_meeting_rec_clear. Handed to the store: borrowed (NULL = none). */
+struct hark_meeting_rec {
+	char *name;                         /* unique key, e.g. the transcript's base name */
+	char *source;                       /* input path or URL, display only */
+	char content_sha[HARK_SHA_HEX_LEN]; /* sha256 of the transcript text; "" = unknown */
+	char params_sha[HARK_SHA_HEX_LEN];  /* sha256 of the result-affecting options */
+	char *date;                         /* "YYYY-MM-DD" or free text; may be NULL */
+	char *method;                       /* "offline", "llm", ... */
+	char *model;                        /* "provider/model" or NULL */
+	int64_t n_chunks;
+	double analyzed_at;                 /* Unix seconds */
+	char *minutes_json;                 /* minutes document; NULL when not loaded */
+	char *graph_json;                   /* graph document; NULL when not loaded */
+};
+
+/* Frees the heap strings of m and zeroes it. NULL is a no-op. */
+void hark_meeting_rec_clear(struct hark_meeting_rec *m);
+/* Frees an array of n records returned by hark_store_meeting_list. */
+void hark_meeting_rec_array_free(struct hark_meeting_rec *m, size_t n);
+
+/* One chunk of an analysed meeting (by value). */
+struct hark_meeting_chunk {
+	int64_t seq;                      /* 0-based position in the meeting */
+	char chunk_sha[HARK_SHA_HEX_LEN]; /* content hash of the chunk (64 hex) */
+	double start_s, end_s;            /* seconds into the meeting; < 0 unknown */
+	long first_turn, last_turn;       /* turn indices covered (inclusive) */
+};
+
+/* One searchable text (borrowed when handed to the store). */
+struct hark_search_doc {
+	const char *kind;      /* "chunk", "summary", "topic", "decision", "action", "question" */
+	const char *meeting;   /* owning meeting; NULL or equal to the meeting being put */
+	const char *speaker;   /* NULL = none */
+	const char *text;      /* UTF-8, non-empty */
+	const char *chunk_sha; /* chunk it comes from, 64 hex, or NULL/"" */
+	double start_s, end_s; /* seconds; < 0 unknown */
+	long turn;             /* turn index; < 0 unknown */
+};
+
+/* One search result; strings heap-owned (hark_search_hits_free). */
+struct hark_search_hit {
+	char *kind, *meeting, *speaker, *text;
+	char *snippet;                   /* excerpt of text with «» around matched terms */
+	char chunk_sha[HARK_SHA_HEX_LEN];
+	double start_s, end_s;
+	long turn;
+	double score;                    /* higher is better (BM25: -bm25(); hybrid: RRF sum) */
+	int bm25_rank;                   /* 1-based rank in the BM25 list; 0 = not in it */
+	int vec_rank;                    /* 1-based rank in the vector list; 0 = not in it */
+	int64_t doc_id;                  /* store id of the document (changes on re-put) */
+};
+
+void hark_search_hits_free(struct hark_search_hit *hits, size_t n);
+
+/*
+ * In one transaction: inserts or replaces meeting m (analyzed_at 0 = now),
+ * replaces its chunk list with chunks[0..n) and its search documents with
+ * docs[0..n_docs) (the text sha256 of each is recorded, for embeddings), so
+ * a re-analysed meeting never leaves stale or duplicate chunks/documents.
+ */
+int hark_store_meeting_put(struct hark_store *st, const struct hark_meeting_rec *m,
+			   const struct hark_meeting_chunk *chunks, size_t n,
+			   const struct hark_search_doc *docs, size_t n_docs);
+/* Reads one meeting (with its JSON documents) into *out (cleared first;
+ * caller clears). HARK_ERR_NOT_FOUND if absent. */
+int hark_store_meeting_get(struct hark_store *st, const char *name, struct hark_meeting_rec *out);
+/* All meetings sorted by name (byte order); minutes_json/graph_json only
+ * when with_json (else NULL). *out: hark_meeting_rec_array_free. */
+int hark_store_meeting_list(struct hark_store *st, int with_json, struct hark_meeting_rec **out,
+			    size_t *n);
+/* The chunk list of a meeting in seq order (*out heap, free()); an absent
+ * meeting gives HARK_ERR_NOT_FOUND. */
+int hark_store_meeting_chunks(struct hark_store *st, const char *name,
+			      struct hark_meeting_chunk **out, size_t *n);
+/* Deletes a meeting with its chunks and search documents. NOT_FOUND if absent. */
+int hark_store_meeting_delete(struct hark_store *st, const char *name);
+
+/*
+ * Per-chunk analysis cache keyed by (chunk_sha, pipeline). get: *json heap
+ * (caller frees), HARK_ERR_NOT_FOUND when absent. put: insert or replace
+ * (model may be NULL). get_many: out_json[i] (n entries, caller frees each)
+ * answers shas[i], NULL when absent; one read transaction.
+ */
+int hark_store_chunk_result_get(struct hark_store *st, const char *chunk_sha,
+				const char *pipeline, char **json);
+int hark_store_chunk_result_put(struct hark_store *st, const char *chunk_sha,
+				const char *pipeline, const char *model, const char *json);
+int hark_store_chunk_result_get_many(struct hark_store *st, const char *pipeline,
+				     const char *const *shas, size_t n, char **out_json);
+
+/*
+ * Full-text search over the stored documents. fts_query: an FTS5 query (the
+ * caller is responsible for its syntax: hark_search_query builds a safe
+ * one); an invalid query gives HARK_ERR_INVALID_ARG. Results best first
+ * (score = -bm25, higher better; bm25_rank 1..n; vec_rank 0). kind_filter /
+ * meeting_filter: NULL = all. When the SQLite library lacks FTS5 the store
+ * falls back to a LIKE scan scored by term frequency (docs/SEARCH.md); that
+ * fallback understands quoted terms and bare words joined by OR.
+ * *out: hark_search_hits_free.
+ */
+int hark_store_search_bm25(struct hark_store *st, const char *fts_query, const char *kind_filter,
+			   size_t limit, struct hark_search_hit **out, size_t *n);
+int hark_store_search_bm25_in(struct hark_store *st, const char *fts_query,
+			      const char *kind_filter, const char *meeting_filter, size_t limit,
+			      struct hark_search_hit **out, size_t *n);
+/*
+ * The documents whose text sha256 is one of text_shas (n entries), in the
+ * order of text_shas (documents sharing a text follow each other), filtered
+ * by kind/meeting (NULL = all), at most limit. Snippets highlight the terms
+ * of highlight_query (same syntax as above; NULL = none). Ranks and scores
+ * are left 0 for the caller.
+ */
+int hark_store_search_docs_by_sha(struct hark_store *st, const char *const *text_shas, size_t n,
+				  const char *kind_filter, const char *meeting_filter,
+				  const char *highlight_query, size_t limit,
+				  struct hark_search_hit **out, size_t *n_out);
+/* 1 when this store answers search with FTS5, 0 when it uses the LIKE fallback. */
+int hark_store_search_has_fts(struct hark_store *st);
+
+/*
+ * Embeddings keyed by (text_sha, model): float vectors of dim entries
+ * (stored as native-endian float32). put: insert or replace. get_many:
+ * vecs[i] (heap, caller frees) and dims[i] for shas[i], NULL/0 when absent.
+ * scan: calls cb for every vector of model (cb returns nonzero to stop; the
+ * pointers are valid during the call only; cb must not call the store).
+ */
+int hark_store_embedding_put(struct hark_store *st, const char *text_sha, const char *model,
+			     const float *v, size_t dim);
+/* put_many: n vectors (vecs n x dim, row-major) under shas[i], one transaction. */
+int hark_store_embedding_put_many(struct hark_store *st, const char *model,
+				  const char *const *shas, size_t n, const float *vecs, size_t dim);
+int hark_store_embedding_get_many(struct hark_store *st, const char *model,
+				  const char *const *shas, size_t n, float **vecs, size_t *dims);
+int hark_store_embedding_scan(struct hark_store *st, const char *model,
+			      int (*cb)(const char *text_sha, const float *v, size_t dim, void *ud),
+			      void *ud);
 
 #endif /* HARK_STORE_STORE_H */

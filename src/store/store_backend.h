@@ -90,6 +90,35 @@ struct hark_store_ops {
 				double *retry_at, int64_t *ticket);
 	int (*llm_rate_adjust)(void *be, int64_t ticket, double tokens);
 	int (*llm_rate_block)(void *be, const char *key, double until);
+
+	/* meeting analysis (schema version 3; arguments checked in store.c) */
+	int (*meeting_put)(void *be, const struct hark_meeting_rec *m,
+			   const struct hark_meeting_chunk *chunks, size_t n,
+			   const struct hark_search_doc *docs, size_t n_docs);
+	int (*meeting_get)(void *be, const char *name, struct hark_meeting_rec *out);
+	int (*meeting_list)(void *be, int with_json, struct hark_meeting_rec **out, size_t *n);
+	int (*meeting_chunks)(void *be, const char *name, struct hark_meeting_chunk **out,
+			      size_t *n);
+	int (*meeting_delete)(void *be, const char *name);
+	int (*chunk_result_get_many)(void *be, const char *pipeline, const char *const *shas,
+				     size_t n, char **out_json);
+	int (*chunk_result_put)(void *be, const char *chunk_sha, const char *pipeline,
+				const char *model, const char *json);
+	int (*search_bm25)(void *be, const char *fts_query, const char *kind,
+			   const char *meeting, size_t limit, struct hark_search_hit **out,
+			   size_t *n);
+	int (*search_docs_by_sha)(void *be, const char *const *shas, size_t n, const char *kind,
+				  const char *meeting, const char *highlight, size_t limit,
+				  struct hark_search_hit **out, size_t *n_out);
+	int (*search_has_fts)(void *be);
+	int (*embedding_put_many)(void *be, const char *model, const char *const *shas, size_t n,
+				  const float *vecs, size_t dim);
+	int (*embedding_get_many)(void *be, const char *model, const char *const *shas,
+				  size_t n, float **vecs, size_t *dims);
+	int (*embedding_scan)(void *be, const char *model,
+			      int (*cb)(const char *text_sha, const float *v, size_t dim,
+					void *ud),
+			      void *ud);
 };
 
 extern const struct hark_store_ops hark_store_sqlite_ops;
@@ -114,5 +143,13 @@ double hark_store_now(void);
  * HARK_ERR_UNSUPPORTED for other backends.
  */
 int hark_store_sqlite_limit_pages(struct hark_store *st, long max_pages);
+
+/*
+ * Test hook (SQLite backend only): when on != 0, stores opened afterwards
+ * in this process behave as if the SQLite library lacked FTS5 (no FTS table
+ * is created and search uses the LIKE fallback). Process-wide; set it
+ * before hark_store_open.
+ */
+void hark_store_sqlite_force_no_fts(int on);
 
 #endif /* HARK_STORE_STORE_BACKEND_H */

@@ -11,12 +11,16 @@
  * change appends its event (data = job summary JSON after the change) in the
  * same transaction. The LLM layer's reply cache, call log and the shared
  * sliding-window rate limiter (one write transaction per reservation, so
- * every process on the file shares one budget) live here too. All SQL and
- * locking of the store lives in this file.
+ * every process on the file shares one budget) live here too, and so does
+ * meeting analysis (schema version 3): analysed meetings and their chunks,
+ * the per-chunk result cache, search documents with an FTS5 index (BM25,
+ * snippets; a LIKE scan scored in C when the library lacks FTS5) and
+ * embeddings. All SQL and locking of the store lives in this file.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -30,7 +34,7 @@
 #include "util/errbuf.h"
 
 #define POOL_MAX 8
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define LIST_MAX 1000
 
 /* ---- schema ------------------------------------------------------------------ */
@@ -167,12 +171,94 @@ static const char schema_v2_sql[] =
 	" key TEXT PRIMARY KEY,"
 	" until REAL NOT NULL);";
 
+/*
+ * Version 3: meeting analysis. meetings holds one row per analysed meeting
+ * (its minutes and graph documents), meeting_chunks its chunk list,
+ * chunk_results the per-chunk analysis cache (a chunk already analysed by a
+ * pipeline is never analysed again), search_docs the searchable texts of
+ * every meeting (with the sha256 of the text, the key of its embedding) and
+ * embeddings the vectors per (text sha, model). The FTS5 index over
+ * search_docs is not part of this script: it is created at open when the
+ * SQLite library has FTS5 (ensure_fts), so a library without it still
+ * migrates. IF NOT EXISTS keeps the step idempotent.
+ */
+static const char schema_v3_sql[] =
+	"CREATE TABLE IF NOT EXISTS meetings ("
+	" name TEXT PRIMARY KEY,"
+	" source TEXT,"
+	" content_sha TEXT NOT NULL DEFAULT '',"
+	" params_sha TEXT NOT NULL DEFAULT '',"
+	" date TEXT,"
+	" method TEXT,"
+	" model TEXT,"
+	" n_chunks INTEGER NOT NULL DEFAULT 0,"
+	" analyzed_at REAL NOT NULL DEFAULT 0,"
+	" minutes_json TEXT,"
+	" graph_json TEXT);"
+	"CREATE TABLE IF NOT EXISTS meeting_chunks ("
+	" meeting TEXT NOT NULL,"
+	" seq INTEGER NOT NULL,"
+	" chunk_sha TEXT NOT NULL,"
+	" start_s REAL NOT NULL DEFAULT -1,"
+	" end_s REAL NOT NULL DEFAULT -1,"
+	" first_turn INTEGER NOT NULL DEFAULT -1,"
+	" last_turn INTEGER NOT NULL DEFAULT -1,"
+	" PRIMARY KEY (meeting, seq));"
+	"CREATE INDEX IF NOT EXISTS meeting_chunks_sha ON meeting_chunks(chunk_sha);"
+	"CREATE TABLE IF NOT EXISTS chunk_results ("
+	" chunk_sha TEXT NOT NULL,"
+	" pipeline TEXT NOT NULL,"
+	" model TEXT,"
+	" result TEXT NOT NULL,"
+	" created_at REAL NOT NULL,"
+	" PRIMARY KEY (chunk_sha, pipeline));"
+	"CREATE TABLE IF NOT EXISTS search_docs ("
+	" id INTEGER PRIMARY KEY,"
+	" meeting TEXT NOT NULL,"
+	" kind TEXT NOT NULL,"
+	" speaker TEXT,"
+	" text TEXT NOT NULL,"
+	" text_sha TEXT NOT NULL,"
+	" chunk_sha TEXT NOT NULL DEFAULT '',"
+	" start_s REAL NOT NULL DEFAULT -1,"
+	" end_s REAL NOT NULL DEFAULT -1,"
+	" turn INTEGER NOT NULL DEFAULT -1);"
+	"CREATE INDEX IF NOT EXISTS search_docs_meeting ON search_docs(meeting, kind);"
+	"CREATE INDEX IF NOT EXISTS search_docs_sha ON search_docs(text_sha);"
+	"CREATE TABLE IF NOT EXISTS embeddings ("
+	" text_sha TEXT NOT NULL,"
+	" model TEXT NOT NULL,"
+	" dim INTEGER NOT NULL,"
+	" vec BLOB NOT NULL,"
+	" PRIMARY KEY (text_sha, model));"
+	"CREATE INDEX IF NOT EXISTS embeddings_model ON embeddings(model);";
+
+/*
+ * The FTS5 index: external content (the text lives once, in search_docs),
+ * kept in step by triggers, Porter stemming over unicode61 with diacritics
+ * folded. "rebuild" indexes rows written while the index did not exist.
+ */
+static const char fts_sql[] =
+	"CREATE VIRTUAL TABLE search_fts USING fts5(text, speaker, content='search_docs',"
+	" content_rowid='id', tokenize='porter unicode61 remove_diacritics 2');"
+	"CREATE TRIGGER search_docs_ai AFTER INSERT ON search_docs BEGIN"
+	" INSERT INTO search_fts(rowid,text,speaker) VALUES(new.id,new.text,new.speaker); END;"
+	"CREATE TRIGGER search_docs_ad AFTER DELETE ON search_docs BEGIN"
+	" INSERT INTO search_fts(search_fts,rowid,text,speaker)"
+	" VALUES('delete',old.id,old.text,old.speaker); END;"
+	"CREATE TRIGGER search_docs_au AFTER UPDATE ON search_docs BEGIN"
+	" INSERT INTO search_fts(search_fts,rowid,text,speaker)"
+	" VALUES('delete',old.id,old.text,old.speaker);"
+	" INSERT INTO search_fts(rowid,text,speaker) VALUES(new.id,new.text,new.speaker); END;"
+	"INSERT INTO search_fts(search_fts) VALUES('rebuild');";
+
 /* migrations[v] takes a database from schema version v - 1 to v; a new data
  * directory goes through all of them, an older one through the missing ones,
  * in the one schema transaction. */
 static const char *const migrations[SCHEMA_VERSION + 1] = {
 	[1] = schema_sql,
 	[2] = schema_v2_sql,
+	[3] = schema_v3_sql,
 };
 
 /* ---- statements ----------------------------------------------------------------- */
@@ -203,6 +289,11 @@ static const char *const migrations[SCHEMA_VERSION + 1] = {
 #define LLM_CALL_COLS                                                                   \
 	"at,job_id,key_id,task,model,kind,http_status,ok,cached,tokens_in,tokens_out,"    \
 	"cost_usd,latency_s"
+
+#define MEETING_COLS                                                                    \
+	"name,source,content_sha,params_sha,date,method,model,n_chunks,analyzed_at,"      \
+	"minutes_json,graph_json"
+#define DOC_COLS "d.id,d.kind,d.meeting,d.speaker,d.text,d.chunk_sha,d.start_s,d.end_s,d.turn"
 
 enum stmt_id {
 	S_BEGIN_IMMEDIATE,
@@ -281,6 +372,26 @@ enum stmt_id {
 	S_LLM_RATE_ADJUST,
 	S_LLM_RATE_BLOCK_GET,
 	S_LLM_RATE_BLOCK_SET,
+	S_MEETING_UPSERT,
+	S_MEETING_GET,
+	S_MEETING_LIST,
+	S_MEETING_LIST_NOJSON,
+	S_MEETING_EXISTS,
+	S_MEETING_DEL,
+	S_MCHUNKS_DEL,
+	S_MCHUNK_INSERT,
+	S_MCHUNKS_GET,
+	S_DOCS_DEL,
+	S_DOC_INSERT,
+	S_CHUNK_RESULT_GET,
+	S_CHUNK_RESULT_PUT,
+	S_SEARCH_FTS,
+	S_SEARCH_SCAN,
+	S_DOC_BY_ID,
+	S_DOCS_BY_SHA,
+	S_EMB_PUT,
+	S_EMB_GET,
+	S_EMB_SCAN,
 	S__COUNT
 };
 
@@ -409,6 +520,48 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_LLM_RATE_BLOCK_GET] = "SELECT until FROM llm_rate_block WHERE key=?1",
 	[S_LLM_RATE_BLOCK_SET] = "INSERT INTO llm_rate_block(key,until) VALUES(?1,?2)"
 				 " ON CONFLICT(key) DO UPDATE SET until=max(until,excluded.until)",
+	[S_MEETING_UPSERT] = "INSERT INTO meetings(" MEETING_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,"
+			     "?8,?9,?10,?11) ON CONFLICT(name) DO UPDATE SET"
+			     " source=excluded.source, content_sha=excluded.content_sha,"
+			     " params_sha=excluded.params_sha, date=excluded.date,"
+			     " method=excluded.method, model=excluded.model,"
+			     " n_chunks=excluded.n_chunks, analyzed_at=excluded.analyzed_at,"
+			     " minutes_json=excluded.minutes_json, graph_json=excluded.graph_json",
+	[S_MEETING_GET] = "SELECT " MEETING_COLS " FROM meetings WHERE name=?1",
+	[S_MEETING_LIST] = "SELECT " MEETING_COLS " FROM meetings ORDER BY name",
+	[S_MEETING_LIST_NOJSON] = "SELECT name,source,content_sha,params_sha,date,method,model,"
+				  "n_chunks,analyzed_at,NULL,NULL FROM meetings ORDER BY name",
+	[S_MEETING_EXISTS] = "SELECT 1 FROM meetings WHERE name=?1",
+	[S_MEETING_DEL] = "DELETE FROM meetings WHERE name=?1",
+	[S_MCHUNKS_DEL] = "DELETE FROM meeting_chunks WHERE meeting=?1",
+	[S_MCHUNK_INSERT] = "INSERT INTO meeting_chunks(meeting,seq,chunk_sha,start_s,end_s,"
+			    "first_turn,last_turn) VALUES(?1,?2,?3,?4,?5,?6,?7)",
+	[S_MCHUNKS_GET] = "SELECT seq,chunk_sha,start_s,end_s,first_turn,last_turn"
+			  " FROM meeting_chunks WHERE meeting=?1 ORDER BY seq",
+	[S_DOCS_DEL] = "DELETE FROM search_docs WHERE meeting=?1",
+	[S_DOC_INSERT] = "INSERT INTO search_docs(meeting,kind,speaker,text,text_sha,chunk_sha,"
+			 "start_s,end_s,turn) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+	[S_CHUNK_RESULT_GET] = "SELECT result FROM chunk_results WHERE chunk_sha=?1 AND pipeline=?2",
+	[S_CHUNK_RESULT_PUT] = "INSERT INTO chunk_results(chunk_sha,pipeline,model,result,created_at)"
+			       " VALUES(?1,?2,?3,?4,?5) ON CONFLICT(chunk_sha,pipeline) DO UPDATE"
+			       " SET model=excluded.model, result=excluded.result,"
+			       " created_at=excluded.created_at",
+	/* speaker names weigh a quarter of the text in the BM25 sum */
+	[S_SEARCH_FTS] = "SELECT " DOC_COLS ", snippet(search_fts,0,'\xc2\xab','\xc2\xbb',"
+			 "'\xe2\x80\xa6',24), bm25(search_fts,1.0,0.25) AS r"
+			 " FROM search_fts JOIN search_docs d ON d.id=search_fts.rowid"
+			 " WHERE search_fts MATCH ?1 AND (?2 IS NULL OR d.kind=?2)"
+			 " AND (?3 IS NULL OR d.meeting=?3) ORDER BY r, d.id LIMIT ?4",
+	[S_SEARCH_SCAN] = "SELECT d.id, d.text, d.speaker FROM search_docs d"
+			  " WHERE (?1 IS NULL OR d.kind=?1) AND (?2 IS NULL OR d.meeting=?2)",
+	[S_DOC_BY_ID] = "SELECT " DOC_COLS " FROM search_docs d WHERE d.id=?1",
+	[S_DOCS_BY_SHA] = "SELECT " DOC_COLS " FROM search_docs d WHERE d.text_sha=?1"
+			  " AND (?2 IS NULL OR d.kind=?2) AND (?3 IS NULL OR d.meeting=?3)"
+			  " ORDER BY d.id",
+	[S_EMB_PUT] = "INSERT INTO embeddings(text_sha,model,dim,vec) VALUES(?1,?2,?3,?4)"
+		      " ON CONFLICT(text_sha,model) DO UPDATE SET dim=excluded.dim, vec=excluded.vec",
+	[S_EMB_GET] = "SELECT dim, vec FROM embeddings WHERE text_sha=?1 AND model=?2",
+	[S_EMB_SCAN] = "SELECT text_sha, dim, vec FROM embeddings WHERE model=?1",
 };
 
 /* ---- handle and connection pool ---------------------------------------------------- */
@@ -433,7 +586,11 @@ struct sq {
 	int n_open;
 	pthread_mutex_t wlock; /* one write transaction at a time in this process */
 	long max_pages;        /* test hook; 0 = unlimited */
+	int has_fts;           /* search_fts exists and is used (set at open) */
 };
+
+/* Test hook: behave as if SQLite lacked FTS5 (hark_store_sqlite_force_no_fts). */
+static int force_no_fts;
 
 /* Maps an SQLite result code to a hark error with a message naming what failed. */
 static int sq_err(struct conn *c, int rc, const char *what)
@@ -1043,6 +1200,56 @@ static void sq_free(struct sq *sq)
 	free(sq);
 }
 
+/*
+ * Inside the schema transaction: makes sure the FTS5 index over search_docs
+ * exists when the library has FTS5 (creating and filling it if it does not
+ * yet), and records in c->sq->has_fts whether search can use it. A library
+ * without FTS5 (or the test hook) leaves the store on the LIKE fallback;
+ * that is not an error.
+ */
+static int ensure_fts(struct conn *c)
+{
+	sqlite3_stmt *s = NULL;
+	int r, exists = 0, rc = HARK_OK;
+
+	c->sq->has_fts = 0;
+	if (force_no_fts)
+		return HARK_OK;
+	r = sqlite3_prepare_v2(c->db,
+			       "SELECT 1 FROM sqlite_master WHERE type='table' AND name='search_fts'",
+			       -1, &s, NULL);
+	if (r == SQLITE_OK) {
+		r = sqlite3_step(s);
+		exists = r == SQLITE_ROW;
+		if (r == SQLITE_ROW || r == SQLITE_DONE)
+			r = SQLITE_OK;
+	}
+	sqlite3_finalize(s);
+	if (r != SQLITE_OK)
+		return sq_err(c, r, "look for the search index");
+	if (exists) {
+		c->sq->has_fts = 1;
+		return HARK_OK;
+	}
+	/* sqlite3_compileoption_used("ENABLE_FTS5") misses a module loaded some
+	 * other way: simply try, and undo on failure */
+	rc = exec_sql(c, "SAVEPOINT fts", "create search index");
+	if (rc != HARK_OK)
+		return rc;
+	r = sqlite3_exec(c->db, fts_sql, NULL, NULL, NULL);
+	if (r == SQLITE_OK) {
+		c->sq->has_fts = 1;
+		return exec_sql(c, "RELEASE fts", "create search index");
+	}
+	if ((r & 0xff) == SQLITE_FULL || (r & 0xff) == SQLITE_IOERR || (r & 0xff) == SQLITE_NOMEM)
+		return sq_err(c, r, "create search index");
+	/* no FTS5 module: roll the attempt back, keep the rest of the schema */
+	rc = exec_sql(c, "ROLLBACK TO fts", "create search index");
+	if (rc == HARK_OK)
+		rc = exec_sql(c, "RELEASE fts", "create search index");
+	return rc;
+}
+
 /* WAL mode and the schema, on the first connection. */
 static int init_db(struct conn *c)
 {
@@ -1112,6 +1319,8 @@ static int init_db(struct conn *c)
 					   c->sq->path, version, SCHEMA_VERSION);
 	}
 	if (rc == HARK_OK)
+		rc = ensure_fts(c);
+	if (rc == HARK_OK)
 		rc = exec_sql(c, "COMMIT", "commit schema");
 	if (rc != HARK_OK && !sqlite3_get_autocommit(c->db))
 		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
@@ -1131,6 +1340,11 @@ static int has_sqlite_magic(const char *path)
 	n = fread(head, 1, sizeof(head), f);
 	fclose(f);
 	return n == sizeof(head) && memcmp(head, magic, sizeof(head)) == 0;
+}
+
+void hark_store_sqlite_force_no_fts(int on)
+{
+	force_no_fts = on != 0;
 }
 
 static int sq_open(const char *location, const struct hark_store_params *p, void **be,
@@ -2830,6 +3044,933 @@ out:
 	return wend(sq, c, rc);
 }
 
+/* ---- meeting analysis: meetings, chunk results, search documents, embeddings ---------- */
+
+/* Runs statement sid with text ?1 = a. */
+static int exec_text1(struct conn *c, int sid, const char *a, const char *what)
+{
+	int rc = HARK_OK;
+	sqlite3_stmt *s = prep(c, sid, &rc);
+
+	if (!s)
+		return rc;
+	sqlite3_bind_text(s, 1, a, -1, SQLITE_STATIC);
+	return run(c, s, what);
+}
+
+/* Fills m from a row of MEETING_COLS. */
+static int meeting_from_row(sqlite3_stmt *s, struct hark_meeting_rec *m)
+{
+	int bad = 0;
+
+	memset(m, 0, sizeof(*m));
+	bad |= col_dup(s, 0, &m->name);
+	bad |= col_dup(s, 1, &m->source);
+	col_copy(s, 2, m->content_sha, sizeof(m->content_sha));
+	col_copy(s, 3, m->params_sha, sizeof(m->params_sha));
+	bad |= col_dup(s, 4, &m->date);
+	bad |= col_dup(s, 5, &m->method);
+	bad |= col_dup(s, 6, &m->model);
+	m->n_chunks = sqlite3_column_int64(s, 7);
+	m->analyzed_at = sqlite3_column_double(s, 8);
+	bad |= col_dup(s, 9, &m->minutes_json);
+	bad |= col_dup(s, 10, &m->graph_json);
+	if (bad || !m->name) {
+		hark_meeting_rec_clear(m);
+		return hark_store_set_errmsg(HARK_ERR_NOMEM, "out of memory reading a meeting");
+	}
+	return HARK_OK;
+}
+
+static int sq_meeting_put(void *be, const struct hark_meeting_rec *m,
+			  const struct hark_meeting_chunk *chunks, size_t n,
+			  const struct hark_search_doc *docs, size_t n_docs)
+{
+	struct sq *sq = be;
+	struct conn *c = NULL;
+	sqlite3_stmt *s;
+	char sha[HARK_SHA_HEX_LEN];
+	int rc = wbegin(sq, &c);
+
+	if (rc != HARK_OK)
+		return rc;
+	s = prep(c, S_MEETING_UPSERT, &rc);
+	if (!s)
+		goto out;
+	bind_text(s, 1, m->name);
+	bind_text(s, 2, m->source);
+	bind_fixed(s, 3, m->content_sha, sizeof(m->content_sha));
+	bind_fixed(s, 4, m->params_sha, sizeof(m->params_sha));
+	bind_text(s, 5, m->date);
+	bind_text(s, 6, m->method);
+	bind_text(s, 7, m->model);
+	sqlite3_bind_int64(s, 8, m->n_chunks);
+	sqlite3_bind_double(s, 9, m->analyzed_at > 0 ? m->analyzed_at : hark_store_now());
+	bind_text(s, 10, m->minutes_json);
+	bind_text(s, 11, m->graph_json);
+	rc = run(c, s, "store meeting");
+	if (rc == HARK_OK)
+		rc = exec_text1(c, S_MCHUNKS_DEL, m->name, "replace meeting chunks");
+	for (size_t i = 0; rc == HARK_OK && i < n; i++) {
+		s = prep(c, S_MCHUNK_INSERT, &rc);
+		if (!s)
+			break;
+		sqlite3_bind_text(s, 1, m->name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, chunks[i].seq);
+		bind_fixed(s, 3, chunks[i].chunk_sha, sizeof(chunks[i].chunk_sha));
+		sqlite3_bind_double(s, 4, chunks[i].start_s);
+		sqlite3_bind_double(s, 5, chunks[i].end_s);
+		sqlite3_bind_int64(s, 6, chunks[i].first_turn);
+		sqlite3_bind_int64(s, 7, chunks[i].last_turn);
+		rc = run(c, s, "store meeting chunk");
+	}
+	if (rc == HARK_OK)
+		rc = exec_text1(c, S_DOCS_DEL, m->name, "replace search documents");
+	for (size_t i = 0; rc == HARK_OK && i < n_docs; i++) {
+		const struct hark_search_doc *d = &docs[i];
+
+		hark_store_key_hash(d->text, sha);
+		if (!sha[0]) {
+			rc = hark_store_set_errmsg(HARK_ERR_INTERNAL, "sha256 failed");
+			break;
+		}
+		s = prep(c, S_DOC_INSERT, &rc);
+		if (!s)
+			break;
+		sqlite3_bind_text(s, 1, m->name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, d->kind, -1, SQLITE_STATIC);
+		bind_text(s, 3, d->speaker && *d->speaker ? d->speaker : NULL);
+		sqlite3_bind_text(s, 4, d->text, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 5, sha, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 6, d->chunk_sha ? d->chunk_sha : "", -1, SQLITE_STATIC);
+		sqlite3_bind_double(s, 7, d->start_s);
+		sqlite3_bind_double(s, 8, d->end_s);
+		sqlite3_bind_int64(s, 9, d->turn);
+		rc = run(c, s, "store search document");
+	}
+out:
+	return wend(sq, c, rc);
+}
+
+static int sq_meeting_get(void *be, const char *name, struct hark_meeting_rec *out)
+{
+	struct sq *sq = be;
+	struct conn *c = NULL;
+	sqlite3_stmt *s;
+	int rc = rbegin(sq, &c, 0), r;
+
+	if (rc != HARK_OK)
+		return rc;
+	s = prep(c, S_MEETING_GET, &rc);
+	if (!s)
+		goto out;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	r = step_row(c, s, "read meeting", &rc);
+	if (r == 0) {
+		rc = hark_store_set_errmsg(HARK_ERR_NOT_FOUND, "no analysed meeting named %s", name);
+	} else if (r > 0) {
+		rc = meeting_from_row(s, out);
+		sqlite3_reset(s);
+	}
+out:
+	return rend(sq, c, 0, rc);
+}
+
+#define MEETING_LIST_MAX 1000000
+
+static int sq_meeting_list(void *be, int with_json, struct hark_meeting_rec **out, size_t *n)
+{
+	struct sq *sq = be;
+	struct conn *c = NULL;
+	struct hark_meeting_rec *v = NULL;
+	size_t cap = 0, cnt = 0;
+	sqlite3_stmt *s;
+	int rc = rbegin(sq, &c, 0), r;
+
+	if (rc != HARK_OK)
+		return rc;
+	s = prep(c, with_json ? S_MEETING_LIST : S_MEETING_LIST_NOJSON, &rc);
+	if (!s)
+		goto out;
+	while ((r = step_row(c, s, "list meetings", &rc)) > 0) {
+		if (cnt == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct hark_meeting_rec *nv;
+
+			if (cnt >= MEETING_LIST_MAX) {
+				rc = hark_store_set_errmsg(HARK_ERR_LIMIT, "more than %d meetings",
+							   MEETING_LIST_MAX);
+				break;
+			}
+			nv = realloc(v, ncap * sizeof(*v));
+			if (!nv) {
+				rc = hark_store_set_errmsg(HARK_ERR_NOMEM, "out of memory");
+				break;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		rc = meeting_from_row(s, &v[cnt]);
+		if (rc != HARK_OK)
+			break;
+		cnt++;
+	}
+	if (r > 0)
+		sqlite3_reset(s);
+out:
+	if (rc != HARK_OK) {
+		hark_meeting_rec_array_free(v, cnt);
+		v = NULL;
+		cnt = 0;
+	}
+	*out = v;
+	*n = cnt;
+	return rend(sq, c, 0, rc);
+}
+
+static int sq_meeting_chunks(void *be, const char *name, struct hark_meeting_chunk **out,
+			     size_t *n)
+{
+	struct sq *sq = be;
+	struct conn *c = NULL;
+	struct hark_meeting_chunk *v = NULL;
+	size_t cap = 0, cnt = 0;
+	sqlite3_stmt *s;
+	int rc = rbegin(sq, &c, 1), r;
+
+	if (rc != HARK_OK)
+		return rc;
+	s = prep(c, S_MEETING_EXISTS, &rc);
+	if (!s)
+		goto out;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	r = step_row(c, s, "read meeting", &rc);
+	if (r <= 0) {
+		if (r == 0)
+			rc = hark_store_set_errmsg(HARK_ERR_NOT_FOUND, "no analysed meeting named %s",
+						   name);
+		goto out;
+	}
+	sqlite3_reset(s);
+	s = prep(c, S_MCHUNKS_GET, &rc);
+	if (!s)
+		goto out;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	while ((r = step_row(c, s, "read meeting chunks", &rc)) > 0) {
+		if (cnt == cap) {
+			size_t ncap = cap ? cap * 2 : 32;
+			struct hark_meeting_chunk *nv;
+
+			if (cnt >= HARK_STORE_CHUNKS_MAX) {
+				rc = hark_store_set_errmsg(HARK_ERR_LIMIT, "too many chunks");
+				break;
+			}
+			nv = realloc(v, ncap * sizeof(*v));
+			if (!nv) {
+				rc = hark_store_set_errmsg(HARK_ERR_NOMEM, "out of memory");
+				break;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		memset(&v[cnt], 0, sizeof(v[cnt]));
+		v[cnt].seq = sqlite3_column_int64(s, 0);
+		col_copy(s, 1, v[cnt].chunk_sha, sizeof(v[cnt].chunk_sha));
+		v[cnt].start_s = sqlite3_column_double(s, 2);
+		v[cnt].end_s = sqlite3_column_double(s, 3);
+		v[cnt].first_turn = (long)sqlite3_column_int64(s, 4);
+		v[cnt].last_turn = (long)sqlite3_column_int64(s, 5);
+		cnt++;
+	}
+	if (r > 0)
+		sqlite3_reset(s);
+out:
+	if (rc != HARK_OK) {
+		free(v);
+		v = NULL;
+		cnt = 0;
+	}
+	*out = v;
+	*n = cnt;
+	return rend(sq, c, 1, rc);
+}
+
+static int sq_meeting_delete(void *be, const char *name)
+{
+	struct sq *sq = be;
+	struct conn *c = NULL;
+	int rc = wbegin(sq, &c);
+
+	if (rc != HARK_OK)
+		return rc;
+	rc = exec_text1(c, S_DOCS_DEL, name, "delete search documents");
+	if (rc == HARK_OK)
+		rc = exec_text1(c, S_MCHUNKS_DEL, name, "delete meeting chunks");
+	if (rc == HARK_OK)
+		rc = exec_text1(c, S_MEETING_DEL, name, "delete meeting");
+	if (rc == HARK_OK && sqlite3_changes(c->db) == 0)
+		rc = hark_store_set_errmsg(HARK_ERR_NOT_FOUND, "no analysed meeting named %s", name);
+	return wend(sq, c, rc);
+}
+
+static int sq_chunk_result_get_many(void *be, const char *pipeline, const char *const *shas,
+				    size_t n, char **out_json)
+{
+	struct sq *sq = be;
+	struct conn *c = NULL;
+	sqlite3_stmt *s;
+	int rc = rbegin(sq, &c, 1), r;
+
+	if (rc != HARK_OK)
+		return rc;
+	for (size_t i = 0; rc == HARK_OK && i < n; i++) {
+		s = prep(c, S_CHUNK_RESULT_GET, &rc);
+		if (!s)
+			break;
+		sqlite3_bind_text(s, 1, shas[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, pipeline, -1, SQLITE_STATIC);
+		r = step_row(c, s, "read chunk result", &rc);
+		if (r > 0) {
+			if (col_dup(s, 0, &out_json[i]) != HARK_OK || !out_json[i])
+				rc = hark_store_set_errmsg(HARK_ERR_NOMEM, "out of memory");
+			sqlite3_reset(s);
+		}
+	}
+	if (rc != HARK_OK) {
+		for (size_t i = 0; i < n; i++) {
+			free(out_json[i]);
+			out_json[i] = NULL;
+		}
+	}
+	return rend(sq, c, 1, rc);
+}
+
+static int sq_chunk_result_put(void *be, const char *chunk_sha, const char *pipeline,
+			       const char *model, const char *json)
+{
+	struct sq *sq = be;
+	struct conn *c = NULL;
+	sqlite3_stmt *s;
+	int rc = wbegin(sq, &c);
+
+	if (rc != HARK_OK)
+		return rc;
+	s = prep(c, S_CHUNK_RESULT_PUT, &rc);
+	if (!s)
+		goto out;
+	sqlite3_bind_text(s, 1, chunk_sha, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, pipeline, -1, SQLITE_STATIC);
+	bind_text(s, 3, model);
+	sqlite3_bind_text(s, 4, json, -1, SQLITE_STATIC);
+	sqlite3_bind_double(s, 5, hark_store_now());
+	rc = run(c, s, "store chunk result");
+out:
+	return wend(sq, c, rc);
+}
+
+/* ---- search: query terms, snippets, the FTS5 path and the LIKE fallback ---- */
+
+#define TERMS_MAX 32
+#define TERM_LEN 64
+#define SNIP_BEFORE 80
+#define SNIP_LEN 280
+
+struct terms {
+	char t[TERMS_MAX][TERM_LEN + 1];
+	size_t len[TERMS_MAX];
+	size_t n;
+};
+
+/* A byte that belongs to a word: ASCII letter/digit or any byte of a UTF-8
+ * multi-byte sequence (non-ASCII letters). */
+static int word_byte(unsigned char b)
+{
+	return (b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') ||
+	       b >= 0x80;
+}
+
+static unsigned char lower_ascii(unsigned char b)
+{
+	return (b >= 'A' && b <= 'Z') ? (unsigned char)(b - 'A' + 'a') : b;
+}
+
+/* Crude suffix stripping for the fallback (which matches word prefixes):
+ * plural s, -ing, -ed. */
+static void stem_crude(char *w, size_t *len)
+{
+	size_t n = *len;
+
+	if (n > 5 && memcmp(w + n - 3, "ing", 3) == 0)
+		n -= 3;
+	else if (n > 4 && memcmp(w + n - 2, "ed", 2) == 0)
+		n -= 2;
+	else if (n > 3 && w[n - 1] == 's' && w[n - 2] != 's')
+		n -= 1;
+	w[n] = '\0';
+	*len = n;
+}
+
+static void terms_add(struct terms *t, const char *w, size_t len)
+{
+	char buf[TERM_LEN + 1];
+	size_t n = len > TERM_LEN ? TERM_LEN : len;
+
+	if (t->n >= TERMS_MAX || n == 0)
+		return;
+	while (n > 0 && len > n && ((unsigned char)w[n] & 0xc0) == 0x80)
+		n--; /* do not cut a UTF-8 sequence */
+	if (n == 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (char)lower_ascii((unsigned char)w[i]);
+	buf[n] = '\0';
+	if ((len == 2 && memcmp(w, "OR", 2) == 0) || (len == 3 && memcmp(w, "AND", 3) == 0) ||
+	    (len == 3 && memcmp(w, "NOT", 3) == 0) || (len == 4 && memcmp(w, "NEAR", 4) == 0))
+		return; /* a bare operator, not a term (terms come quoted) */
+	stem_crude(buf, &n);
+	for (size_t i = 0; i < t->n; i++)
+		if (t->len[i] == n && memcmp(t->t[i], buf, n) == 0)
+			return;
+	memcpy(t->t[t->n], buf, n + 1);
+	t->len[t->n++] = n;
+}
+
+/* The words of a query in the form hark_search builds ("a" OR "b"), bare
+ * words too; operators and punctuation are skipped. */
+static void terms_parse(const char *q, struct terms *t)
+{
+	const char *p = q;
+
+	memset(t, 0, sizeof(*t));
+	while (p && *p) {
+		if (*p == '"') {
+			p++;
+			while (*p && *p != '"') {
+				const char *w;
+
+				while (*p && *p != '"' && !word_byte((unsigned char)*p))
+					p++;
+				w = p;
+				while (*p && *p != '"' && word_byte((unsigned char)*p))
+					p++;
+				if (p > w) {
+					char buf[TERM_LEN + 8];
+					size_t n = (size_t)(p - w);
+
+					/* quoted words are never operators */
+					if (n > TERM_LEN)
+						n = TERM_LEN;
+					memcpy(buf, w, n);
+					buf[n] = '\0';
+					for (size_t i = 0; i < n; i++)
+						buf[i] = (char)lower_ascii((unsigned char)buf[i]);
+					terms_add(t, buf, n);
+				}
+			}
+			if (*p == '"')
+				p++;
+		} else if (word_byte((unsigned char)*p)) {
+			const char *w = p;
+
+			while (*p && word_byte((unsigned char)*p))
+				p++;
+			terms_add(t, w, (size_t)(p - w));
+		} else {
+			p++;
+		}
+	}
+}
+
+/* At a word start of text (pos), the index of the first term that prefixes
+ * the word (ASCII case-insensitive), or -1. */
+static int term_at(const char *text, size_t len, size_t pos, const struct terms *t)
+{
+	if (pos > 0 && word_byte((unsigned char)text[pos - 1]))
+		return -1;
+	for (size_t i = 0; i < t->n; i++) {
+		size_t k;
+
+		if (t->len[i] > len - pos)
+			continue;
+		for (k = 0; k < t->len[i]; k++)
+			if (lower_ascii((unsigned char)text[pos + k]) != (unsigned char)t->t[i][k])
+				break;
+		if (k == t->len[i])
+			return (int)i;
+	}
+	return -1;
+}
+
+/* Moves i back to the start of a UTF-8 sequence. */
+static size_t utf8_back(const char *s, size_t i)
+{
+	while (i > 0 && ((unsigned char)s[i] & 0xc0) == 0x80)
+		i--;
+	return i;
+}
+
+/*
+ * An excerpt of text around the first word that a term prefixes, with
+ * every such word wrapped in «»; "…" marks cuts. Heap (NULL: no memory).
+ */
+static char *make_snippet(const char *text, const struct terms *t)
+{
+	size_t len = strlen(text), first = len, start = 0, end, o = 0;
+	char *out;
+
+	for (size_t i = 0; i < len && t && t->n; i++) {
+		if (term_at(text, len, i, t) >= 0) {
+			first = i;
+			break;
+		}
+	}
+	if (first < len && first > SNIP_BEFORE) {
+		start = utf8_back(text, first - SNIP_BEFORE);
+		while (start < first && word_byte((unsigned char)text[start]))
+			start++; /* begin at a word boundary */
+	}
+	end = start + SNIP_LEN;
+	if (end >= len) {
+		end = len;
+	} else {
+		size_t e = end;
+
+		while (e > start + SNIP_LEN / 2 && word_byte((unsigned char)text[e]))
+			e--;
+		end = e > start + SNIP_LEN / 2 ? e : utf8_back(text, end);
+	}
+	/* each byte may become at most "«" + byte + "»" (5 bytes) */
+	out = malloc((end - start) * 5 + 16);
+	if (!out)
+		return NULL;
+	if (start > 0) {
+		memcpy(out, "\xe2\x80\xa6", 3);
+		o = 3;
+	}
+	for (size_t i = start; i < end;) {
+		if (t && t->n && term_at(text, len, i, t) >= 0) {
+			size_t w = i;
+
+			while (w < end && word_byte((unsigned char)text[w]))
+				w++;
+			if (w == i) { /* cannot happen: a term starts with a word byte */
+				out[o++] = text[i++];
+				continue;
+			}
+			memcpy(out + o, "\xc2\xab", 2);
+			o += 2;
+			memcpy(out + o, text + i, w - i);
+			o += w - i;
+			memcpy(out + o, "\xc2\xbb", 2);
+			o += 2;
+			i = w;
+		} else {
+			out[o++] = text[i++];
+		}
+	}
+	if (end < len) {
+		memcpy(out + o, "\xe2\x80\xa6", 3);
+		o += 3;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* Fills h from a row of DOC_COLS. */
+static int hit_from_row(sqlite3_stmt *s, struct hark_search_hit *h)
+{
+	int bad = 0;
+
+	memset(h, 0, sizeof(*h));
+	h->doc_id = sqlite3_column_int64(s, 0);
+	bad |= col_dup(s, 1, &h->kind);
+	bad |= col_dup(s, 2, &h->meeting);
+	bad |= col_dup(s, 3, &h->speaker);
+	bad |= col_dup(s, 4, &h->text);
+	col_copy(s, 5, h->chunk_sha, sizeof(h->chunk_sha));
+	h->start_s = sqlite3_column_double(s, 6);
+	h->end_s = sqlite3_column_double(s, 7);
+	h->turn = (long)sqlite3_column_int64(s, 8);
+	if (bad || !h->kind || !h->meeting || !h->text)
+		return hark_store_set_errmsg(HARK_ERR_NOMEM, "out of memory reading a document");
+	return HARK_OK;
+}
+
+static int search_fts5(struct conn *c, const char *q, const char *kind, const char *meeting,
+		       size_t limit, struct hark_search_hit *hits, size_t *n)
+{
+	sqlite3_stmt *s;
+	int rc = HARK_OK, r = SQLITE_DONE;
+
+	s = prep(c, S_SEARCH_FTS, &rc);
+	if (!s)
+		return rc;
+	sqlite3_bind_text(s, 1, q, -1, SQLITE_STATIC);
+	bind_text(s, 2, kind);
+	bind_text(s, 3, meeting);
+	sqlite3_bind_int64(s, 4, (sqlite3_int64)limit);
+	while (*n < limit && (r = sqlite3_step(s)) == SQLITE_ROW) {
+		struct hark_search_hit *h = &hits[*n];
+
+		rc = hit_from_row(s, h);
+		(*n)++;
+		if (rc == HARK_OK && col_dup(s, 9, &h->snippet) != HARK_OK)
+			rc = hark_store_set_errmsg(HARK_ERR_NOMEM, "out of memory");
+		if (rc != HARK_OK)
+			break;
+		h->score = -sqlite3_column_double(s, 10);
+		h->bm25_rank = (int)*n;
+	}
+	if (rc == HARK_OK && *n < limit && r != SQLITE_DONE) {
+		if ((r & 0xff) == SQLITE_ERROR)
+			rc = hark_store_set_errmsg(HARK_ERR_INVALID_ARG, "invalid search query: %s",
+						   sqlite3_errmsg(c->db));
+		else
+			rc = sq_err(c, r, "search");
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+/* Occurrences of terms at word starts in text: tf[i] per term, *len_out bytes. */
+static void count_terms(const char *text, const struct terms *t, unsigned *tf)
+{
+	size_t len = strlen(text);
+
+	memset(tf, 0, sizeof(unsigned) * t->n);
+	for (size_t i = 0; i < len; i++) {
+		int k;
+
+		if (!word_byte((unsigned char)text[i]) ||
+		    (i > 0 && word_byte((unsigned char)text[i - 1])))
+			continue;
+		k = term_at(text, len, i, t);
+		if (k >= 0)
+			tf[k]++;
+	}
+}
+
+struct scored {
+	int64_t id;
+	double score;
+};
+
+/* Keeps the best limit entries of top (sorted by score desc, id asc). */
+static void top_insert(struct scored *top, size_t *n, size_t limit, int64_t id, double score)
+{
+	size_t i;
+
+	if (*n == limit && !(score > top[limit - 1].score ||
+			     (score == top[limit - 1].score && id < top[limit - 1].id)))
+		return;
+	i = *n < limit ? (*n)++ : limit - 1;
+	while (i > 0 && (top[i - 1].score < score ||
+			 (top[i - 1].score == score && top[i - 1].id > id))) {
+		top[i] = top[i - 1];
+		i--;
+	}
+	top[i].id = id;
+	top[i].score = score;
+}
+
+/*
+ * The fallback without FTS5: two passes over the (filtered) documents, the
+ * first counting document frequencies and the mean length, the second
+ * scoring each matching document with the BM25 formula over word-prefix
+ * matches (k1 1.2, b 0.75) and keeping the best limit; then the winners
+ * are loaded with C-made snippets.
+ */
+static int search_like(struct conn *c, const char *q, const char *kind, const char *meeting,
+		       size_t limit, struct hark_search_hit *hits, size_t *n)
+{
+	struct terms t;
+	unsigned tf[TERMS_MAX], df[TERMS_MAX];
+	double idf[TERMS_MAX], total_len = 0, avg = 1;
+	struct scored *top = NULL;
+	size_t n_top = 0, n_docs = 0;
+	sqlite3_stmt *s;
+	int rc = HARK_OK, r;
+
+	terms_parse(q, &t);
+	if (t.n == 0)
+		return hark_store_set_errmsg(HARK_ERR_INVALID_ARG, "search query has no words");
+	memset(df, 0, sizeof(df));
+	top = calloc(limit, sizeof(*top));
+	if (!top)
+		return hark_store_set_errmsg(HARK_ERR_NOMEM, "out of memory");
+	for (int pass = 0; pass < 2 && rc == HARK_OK; pass++) {
+		s = prep(c, S_SEARCH_SCAN, &rc);
+		if (!s)
+			break;
+		bind_text(s, 1, kind);
+		bind_text(s, 2, meeting);
+		if (pass == 1) {
+			avg = n_docs ? total_len / (double)n_docs : 1;
+			if (avg < 1)
+				avg = 1;
+			for (size_t k = 0; k < t.n; k++)
+				idf[k] = log(1.0 + ((double)n_docs - df[k] + 0.5) / (df[k] + 0.5));
+		}
+		while ((r = step_row(c, s, "search", &rc)) > 0) {
+			const unsigned char *txt = sqlite3_column_text(s, 1);
+			double len, score = 0;
+			int any = 0;
+
+			if (!txt)
+				continue;
+			count_terms((const char *)txt, &t, tf);
+			len = (double)sqlite3_column_bytes(s, 1);
+			if (pass == 0) {
+				n_docs++;
+				total_len += len;
+				for (size_t k = 0; k < t.n; k++)
+					df[k] += tf[k] > 0;
+				continue;
+			}
+			for (size_t k = 0; k < t.n; k++) {
+				if (!tf[k])
+					continue;
+				any = 1;
+				score += idf[k] * tf[k] * 2.2 /
+					 (tf[k] + 1.2 * (0.25 + 0.75 * len / avg));
+			}
+			if (any)
+				top_insert(top, &n_top, limit, sqlite3_column_int64(s, 0), score);
+		}
+	}
+	for (size_t i = 0; rc == HARK_OK && i < n_top; i++) {
+		s = prep(c, S_DOC_BY_ID, &rc);
+		if (!s)
+			break;
+		sqlite3_bind_int64(s, 1, top[i].id);
+		r = step_row(c, s, "read document", &rc);
+		if (r <= 0)
+			continue; /* gone meanwhile (cannot happen inside one read transaction) */
+		rc = hit_from_row(s, &hits[*n]);
+		(*n)++;
+		sqlite3_reset(s);
+		if (rc != HARK_OK)
+			break;
+		hits[*n - 1].snippet = make_snippet(hits[*n - 1].text, &t);
+		if (!hits[*n - 1].snippet)
+			rc = hark_store_set_errmsg(HARK_ERR_NOMEM, "out of memory");
+		hits[*n - 1].score = top[i].score;
+		hits[*n - 1].bm25_rank = (int)*n;
+	}
+	free(top);
+	return rc;
+}
+
+static int sq_search_bm25(void *be, const char *fts_query, const char *kind, const char *meeting,
+			  size_t limit, struct hark_search_hit **out, size_t *n)
+{
+	struct sq *sq = be;
+	struct conn *c = NULL;
+	struct hark_search_hit *hits;
+	size_t cnt = 0;
+	int rc;
+
+	hits = calloc(limit, sizeof(*hits));
+	if (!hits)
+		return hark_store_set_errmsg(HARK_ERR_NOMEM, "out of memory");
+	rc = rbegin(sq, &c, 1);
+	if (rc == HARK_OK) {
+		if (sq->has_fts)
+			rc = search_fts5(c, fts_query, kind, meeting, limit, hits, &cnt);
+		else
+			rc = search_like(c, fts_query, kind, meeting, limit, hits, &cnt);
+		rc = rend(sq, c, 1, rc);
+	}
+	if (rc != HARK_OK) {
+		hark_search_hits_free(hits, cnt);
+		return rc;
+	}
+	if (cnt == 0) {
+		free(hits);
+		hits = NULL;
+	}
+	*out = hits;
+	*n = cnt;
+	return HARK_OK;
+}
+
+static int sq_search_docs_by_sha(void *be, const char *const *shas, size_t n, const char *kind,
+				 const char *meeting, const char *highlight, size_t limit,
+				 struct hark_search_hit **out, size_t *n_out)
+{
+	struct sq *sq = be;
+	struct conn *c = NULL;
+	struct hark_search_hit *hits;
+	struct terms t;
+	size_t cnt = 0;
+	sqlite3_stmt *s;
+	int rc, r;
+
+	terms_parse(highlight, &t);
+	hits = calloc(limit, sizeof(*hits));
+	if (!hits)
+		return hark_store_set_errmsg(HARK_ERR_NOMEM, "out of memory");
+	rc = rbegin(sq, &c, 1);
+	for (size_t i = 0; rc == HARK_OK && i < n && cnt < limit; i++) {
+		s = prep(c, S_DOCS_BY_SHA, &rc);
+		if (!s)
+			break;
+		sqlite3_bind_text(s, 1, shas[i], -1, SQLITE_STATIC);
+		bind_text(s, 2, kind);
+		bind_text(s, 3, meeting);
+		while (cnt < limit && (r = step_row(c, s, "read documents", &rc)) > 0) {
+			rc = hit_from_row(s, &hits[cnt]);
+			cnt++;
+			if (rc == HARK_OK) {
+				hits[cnt - 1].snippet = make_snippet(hits[cnt - 1].text, &t);
+				if (!hits[cnt - 1].snippet)
+					rc = hark_store_set_errmsg(HARK_ERR_NOMEM, "out of memory");
+			}
+			if (rc != HARK_OK)
+				break;
+		}
+		sqlite3_reset(s);
+	}
+	if (c)
+		rc = rend(sq, c, 1, rc);
+	if (rc != HARK_OK) {
+		hark_search_hits_free(hits, cnt);
+		return rc;
+	}
+	if (cnt == 0) {
+		free(hits);
+		hits = NULL;
+	}
+	*out = hits;
+	*n_out = cnt;
+	return HARK_OK;
+}
+
+static int sq_search_has_fts(void *be)
+{
+	return ((struct sq *)be)->has_fts;
+}
+
+static int sq_embedding_put_many(void *be, const char *model, const char *const *shas,
+				 size_t n, const float *vecs, size_t dim)
+{
+	struct sq *sq = be;
+	struct conn *c = NULL;
+	sqlite3_stmt *s;
+	int rc = wbegin(sq, &c);
+
+	if (rc != HARK_OK)
+		return rc;
+	for (size_t i = 0; rc == HARK_OK && i < n; i++) {
+		s = prep(c, S_EMB_PUT, &rc);
+		if (!s)
+			break;
+		sqlite3_bind_text(s, 1, shas[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, model, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 3, (sqlite3_int64)dim);
+		sqlite3_bind_blob64(s, 4, vecs + i * dim, (sqlite3_uint64)(dim * sizeof(float)),
+				    SQLITE_STATIC);
+		rc = run(c, s, "store embedding");
+	}
+	return wend(sq, c, rc);
+}
+
+/* The vector of the current row (dim column, blob column), checked. */
+static int row_vector(sqlite3_stmt *s, int dim_col, int vec_col, size_t *dim, const void **blob)
+{
+	sqlite3_int64 d = sqlite3_column_int64(s, dim_col);
+	const void *b = sqlite3_column_blob(s, vec_col);
+	size_t bytes = (size_t)sqlite3_column_bytes(s, vec_col);
+
+	if (d <= 0 || d > HARK_STORE_EMBED_DIM_MAX || !b || bytes != (size_t)d * sizeof(float))
+		return 0;
+	*dim = (size_t)d;
+	*blob = b;
+	return 1;
+}
+
+static int sq_embedding_get_many(void *be, const char *model, const char *const *shas, size_t n,
+				 float **vecs, size_t *dims)
+{
+	struct sq *sq = be;
+	struct conn *c = NULL;
+	sqlite3_stmt *s;
+	int rc = rbegin(sq, &c, 1), r;
+
+	if (rc != HARK_OK)
+		return rc;
+	for (size_t i = 0; rc == HARK_OK && i < n; i++) {
+		const void *blob;
+		size_t dim;
+
+		s = prep(c, S_EMB_GET, &rc);
+		if (!s)
+			break;
+		sqlite3_bind_text(s, 1, shas[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, model, -1, SQLITE_STATIC);
+		r = step_row(c, s, "read embedding", &rc);
+		if (r <= 0)
+			continue;
+		if (row_vector(s, 0, 1, &dim, &blob)) {
+			vecs[i] = malloc(dim * sizeof(float));
+			if (!vecs[i])
+				rc = hark_store_set_errmsg(HARK_ERR_NOMEM, "out of memory");
+			else {
+				memcpy(vecs[i], blob, dim * sizeof(float));
+				dims[i] = dim;
+			}
+		}
+		sqlite3_reset(s);
+	}
+	if (rc != HARK_OK) {
+		for (size_t i = 0; i < n; i++) {
+			free(vecs[i]);
+			vecs[i] = NULL;
+			dims[i] = 0;
+		}
+	}
+	return rend(sq, c, 1, rc);
+}
+
+static int sq_embedding_scan(void *be, const char *model,
+			     int (*cb)(const char *text_sha, const float *v, size_t dim, void *ud),
+			     void *ud)
+{
+	struct sq *sq = be;
+	struct conn *c = NULL;
+	float *buf = NULL;
+	sqlite3_stmt *s;
+	int rc = rbegin(sq, &c, 1), r;
+
+	if (rc != HARK_OK)
+		return rc;
+	buf = malloc(HARK_STORE_EMBED_DIM_MAX * sizeof(float));
+	if (!buf) {
+		rc = hark_store_set_errmsg(HARK_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	s = prep(c, S_EMB_SCAN, &rc);
+	if (!s)
+		goto out;
+	sqlite3_bind_text(s, 1, model, -1, SQLITE_STATIC);
+	while ((r = step_row(c, s, "scan embeddings", &rc)) > 0) {
+		const unsigned char *sha = sqlite3_column_text(s, 0);
+		const void *blob;
+		size_t dim;
+
+		if (!sha || !row_vector(s, 1, 2, &dim, &blob))
+			continue; /* a malformed row is skipped, never read past its end */
+		memcpy(buf, blob, dim * sizeof(float)); /* aligned copy */
+		if (cb((const char *)sha, buf, dim, ud)) {
+			sqlite3_reset(s);
+			break;
+		}
+	}
+out:
+	free(buf);
+	return rend(sq, c, 1, rc);
+}
+
 const struct hark_store_ops hark_store_sqlite_ops = {
 	.name = "sqlite",
 	.open = sq_open,
@@ -2875,4 +4016,17 @@ const struct hark_store_ops hark_store_sqlite_ops = {
 	.llm_rate_acquire = sq_llm_rate_acquire,
 	.llm_rate_adjust = sq_llm_rate_adjust,
 	.llm_rate_block = sq_llm_rate_block,
+	.meeting_put = sq_meeting_put,
+	.meeting_get = sq_meeting_get,
+	.meeting_list = sq_meeting_list,
+	.meeting_chunks = sq_meeting_chunks,
+	.meeting_delete = sq_meeting_delete,
+	.chunk_result_get_many = sq_chunk_result_get_many,
+	.chunk_result_put = sq_chunk_result_put,
+	.search_bm25 = sq_search_bm25,
+	.search_docs_by_sha = sq_search_docs_by_sha,
+	.search_has_fts = sq_search_has_fts,
+	.embedding_put_many = sq_embedding_put_many,
+	.embedding_get_many = sq_embedding_get_many,
+	.embedding_scan = sq_embedding_scan,
 };

@@ -855,12 +855,12 @@ static void test_migration(void **state)
 	hark_store_close(f->st);
 	f->st = NULL;
 
-	assert_int_equal(raw_int(db, "PRAGMA user_version"), 2);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), 3);
 	downgrade(db);
 
 	/* reopening migrates: tables and indexes back, jobs untouched */
 	f->st = open_dir(f->dir, 0);
-	assert_int_equal(raw_int(db, "PRAGMA user_version"), 2);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), 3);
 	assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE type='index' AND"
 				     " tbl_name='llm_calls' AND name IN ('llm_calls_job',"
 				     " 'llm_calls_key','llm_calls_model','llm_calls_at')"),
@@ -912,7 +912,7 @@ static void test_migration(void **state)
 	f->st = open_dir(f->dir, 0);
 	assert_int_equal(hark_store_job_get(f->st, j.id, &got), HARK_OK);
 	hark_job_clear(&got);
-	assert_int_equal(raw_int(db, "PRAGMA user_version"), 2);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), 3);
 }
 
 int main(void)
