@@ -1156,7 +1156,8 @@ int hark_entities_extract(const struct hark_chunk_turn *turns, size_t n, const c
 		if (rc)
 			goto out;
 	}
-	qsort(c.occs, c.n_occs, sizeof(*c.occs), cmp_occ);
+	if (c.n_occs)
+		qsort(c.occs, c.n_occs, sizeof(*c.occs), cmp_occ);
 
 	/* filters */
 	order = malloc((c.n_cands + 1) * sizeof(size_t));

@@ -343,8 +343,7 @@ static int cmp_part(const void *a, const void *b)
 
 	if (x->words != y->words)
 		return x->words > y->words ? -1 : 1;
-	/* equal words: earlier first_s (unknown last) then name; the caller
-	 * prepared first_s of unknowns as -1 */
+	/* equal words: more turns first, then by name */
 	if (x->turns != y->turns)
 		return x->turns > y->turns ? -1 : 1;
 	return strcmp(x->name, y->name);
@@ -838,14 +837,25 @@ static const char *const topic_stop[] = {
 	"yet", "you", "your", "yours", "yourself", "zero",
 };
 
-/* Content words that still make poor topic labels at a phrase's edge:
- * verbs, adjectives and vague words common in meetings (sorted). */
-static const char *const edge_stop[] = {
-	"agree", "agreed", "ask", "asked", "assume", "basic", "believe", "bigger", "call",
-	"change", "classify", "consider", "decide", "decided", "difficult", "discuss",
-	"discussed", "easier", "feel", "find", "found", "happy", "important", "interesting",
-	"mention", "mentioned", "obvious", "pure", "reflect", "remember", "send", "sent",
-	"show", "simple", "smaller", "suppose", "taken", "worry",
+/* Verbs common in meetings: never at either edge of a topic phrase (sorted). */
+static const char *const verb_stop[] = {
+	"adds", "agree", "agreed", "ask", "asked", "assume", "becomes", "believe", "call",
+	"causes", "change", "classify", "consider", "decide", "decided", "discuss",
+	"discussed", "exist", "feel", "find", "focusing", "found", "gave", "goes", "hit",
+	"hold", "hope", "introduce", "leave", "meant", "mention", "mentioned", "minimise",
+	"minimize", "produce", "recognise", "recognize", "refine", "reflect", "remember",
+	"running", "seems", "select", "sell", "send", "sent", "show", "standing", "starts",
+	"suppose", "taken", "turning", "wait", "worry",
+};
+
+/* Adjectives and vague words: fine before a noun ("natural rubber") but not
+ * as a phrase's last word or alone (sorted). */
+static const char *const adj_stop[] = {
+	"awesome", "basic", "bigger", "central", "certain", "cheap", "cheaper", "cool",
+	"crazy", "difficult", "easier", "equal", "expensive", "false", "fancy", "funny",
+	"general", "happy", "important", "interesting", "main", "natural", "nice", "normal",
+	"obvious", "physical", "please", "pure", "real", "relevant", "similar", "simple",
+	"smaller", "special", "specific", "useful", "weird",
 };
 
 /* 1 when w[0..n) is in the sorted list a of na words. */
@@ -887,7 +897,8 @@ struct topic_data {
 	size_t *surf_count;
 	size_t surf_cap;
 	size_t *best_surf;    /* term id -> surface id (after counting) */
-	uint8_t *title_ok;    /* term id -> usable at a phrase edge */
+	uint8_t *title_ok;    /* term id -> usable as a phrase's last (or only) word */
+	uint8_t *head_ok;     /* term id -> usable as a phrase's first word */
 	size_t *tf;           /* term id -> occurrences in the meeting */
 	size_t *df;           /* term id -> turns containing it */
 	size_t *last_turn;    /* term id -> last turn seen + 1 (for df) */
@@ -906,6 +917,7 @@ static void topic_data_free(struct topic_data *d)
 	free(d->surf_count);
 	free(d->best_surf);
 	free(d->title_ok);
+	free(d->head_ok);
 	free(d->tf);
 	free(d->df);
 	free(d->last_turn);
@@ -946,6 +958,7 @@ static int grow_terms(struct topic_data *d, size_t need)
 		memset(d->f + d->term_cap, 0, (nc - d->term_cap) * sizeof(*d->f));               \
 	} while (0)
 	GROW(title_ok);
+	GROW(head_ok);
 	GROW(tf);
 	GROW(df);
 	GROW(last_turn);
@@ -1017,6 +1030,24 @@ static int add_word(struct topic_data *d, const char *w, size_t n, size_t t)
 	return push_tok(d, (int32_t)tid);
 }
 
+/* 1 when the word s[a..i) is no content: a run of one letter ("aaa",
+ * "nnn") or a word the speaker broke off ("wha-", "sor {disfmarker}"). */
+static int is_fragment(const char *s, size_t a, size_t i)
+{
+	size_t j = i;
+	int run = i - a >= 2;
+
+	for (size_t k = a + 1; run && k < i; k++)
+		run = lower(s[k]) == lower(s[a]);
+	if (run)
+		return 1;
+	if (s[j] == '-' && (s[j + 1] == '\0' || is_space(s[j + 1])))
+		return 1;
+	while (s[j] == ' ')
+		j++;
+	return strncmp(s + j, "{disfmarker}", 12) == 0;
+}
+
 static int tokenize_turns(struct ctx *c, struct topic_data *d)
 {
 	int rc;
@@ -1056,7 +1087,9 @@ static int tokenize_turns(struct ctx *c, struct topic_data *d)
 				while (s[i] && (is_alnum((unsigned char)s[i]) ||
 						(unsigned char)s[i] >= 0x80))
 					i++;
-				if ((rc = add_word(d, s + a, i - a, t)) != 0)
+				rc = is_fragment(s, a, i) ? push_tok(d, -1)
+							  : add_word(d, s + a, i - a, t);
+				if (rc)
 					return rc;
 				/* a contraction's tail ("'s", "n't") is skipped */
 				if (s[i] == '\'') {
@@ -1083,8 +1116,9 @@ static int tokenize_turns(struct ctx *c, struct topic_data *d)
 		    d->surf_count[sid] > d->surf_count[d->best_surf[tid]])
 			d->best_surf[tid] = sid;
 	}
-	/* adverbs ("-ly"), past forms ("-ed" but not "-eed") and listed verbs /
-	 * adjectives, judged on the usual form, are not used at a label's edge */
+	/* adverbs ("-ly"), past forms ("-ed" but not "-eed") and listed verbs,
+	 * judged on the usual form, are not used at a label's edges; listed
+	 * adjectives only at its start */
 	for (size_t tid = 0; tid < d->terms.n; tid++) {
 		char low[OFF_MAX_WORD + 1];
 		size_t sid = d->best_surf[tid], n;
@@ -1095,10 +1129,12 @@ static int tokenize_turns(struct ctx *c, struct topic_data *d)
 		for (size_t i = 0; i < n; i++)
 			low[i] = lower(d->surf.key[sid][i]);
 		low[n] = '\0';
-		d->title_ok[tid] =
+		d->head_ok[tid] =
 			!(n > 4 && low[n - 2] == 'l' && low[n - 1] == 'y') &&
 			!(n > 4 && low[n - 2] == 'e' && low[n - 1] == 'd' && low[n - 3] != 'e') &&
-			!in_sorted(edge_stop, sizeof(edge_stop) / sizeof(edge_stop[0]), low, n);
+			!in_sorted(verb_stop, sizeof(verb_stop) / sizeof(verb_stop[0]), low, n);
+		d->title_ok[tid] = d->head_ok[tid] &&
+			!in_sorted(adj_stop, sizeof(adj_stop) / sizeof(adj_stop[0]), low, n);
 	}
 	return HARK_OK;
 }
@@ -1305,7 +1341,9 @@ static int cmp_phrase(const void *a, const void *b)
 
 	if (x->score != y->score)
 		return x->score > y->score ? -1 : 1;
-	return x->first < y->first ? -1 : x->first > y->first;
+	if (x->first != y->first)
+		return x->first < y->first ? -1 : 1;
+	return x->len < y->len ? -1 : x->len > y->len; /* same start: shorter first */
 }
 
 /* Appends the display form of phrase ph to buf (cap bytes). */
@@ -1361,7 +1399,7 @@ static int topic_label(struct ctx *c, const struct topic_data *d, size_t a, size
 			}
 			if (bad)
 				break;
-			if (!d->title_ok[key[0]] || !d->title_ok[key[L - 1]])
+			if (!d->head_ok[key[0]] || !d->title_ok[key[L - 1]])
 				continue;
 			rc = keytab_get(&pt, (const char *)key, L * sizeof(int32_t), 1, &idx, &added);
 			if (rc)

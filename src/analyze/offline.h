@@ -33,7 +33,7 @@ struct hark_offline_params {
 	struct hark_date meeting_date; /* resolves relative due dates and fills
 					* minutes.date; year 0 = unknown ({0}) */
 	size_t summary_words;          /* word budget of the summary (150); >= 1 */
-	size_t max_topics;             /* most topics (8); >= 1 */
+	size_t max_topics;             /* most topics (8); 1..100,000 */
 	size_t min_topic_turns;        /* shortest topic stretch, in turns (6); >= 1.
 					* Stretches are also at least 1/24 of the
 					* meeting's turns, and a meeting with fewer

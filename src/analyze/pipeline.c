@@ -1048,7 +1048,12 @@ static int index_meeting(struct run_ctx *rc, struct mtg *m, const char *source, 
 	rec.name = o->name;
 	rec.source = (char *)(source ? source : "");
 	snprintf(rec.content_sha, sizeof(rec.content_sha), "%s", m->content_sha);
-	snprintf(rec.params_sha, sizeof(rec.params_sha), "%s", rc->params_sha);
+	/* a meeting with chunks whose LLM extraction failed is stored (its
+	 * minutes are usable) but marked so that the next run analyses it again,
+	 * sending only the chunks that failed */
+	snprintf(rec.params_sha, sizeof(rec.params_sha), "%s",
+		 o->chunks_failed ? "0000000000000000000000000000000000000000000000000000000000000000"
+				  : rc->params_sha);
 	rec.date = m->date[0] ? m->date : NULL;
 	rec.method = o->method;
 	rec.model = m->minutes.model;
@@ -1142,6 +1147,8 @@ static int offline_pass(struct run_ctx *rc, struct mtg *m, char *err, size_t err
 	m->offline.chunks = m->chunks.n;
 	m->out->turns = m->n_turns;
 	m->out->chunks = m->chunks.n;
+	if (!p->llm && rc->stats)
+		rc->stats->chunks += m->chunks.n;
 	if (!p->llm) {
 		/* The offline minutes are the result. */
 		m->minutes = m->offline;

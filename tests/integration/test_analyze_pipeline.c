@@ -497,6 +497,7 @@ static void test_llm_incremental(void **state)
 	ids = calloc(4096, sizeof(*ids));
 	assert_non_null(ids);
 	lt_clean_env();
+	setenv("HARK_TEST_SIM_KEY", "k-analyze", 1);
 	assert_int_equal(lt_sim_start(&sim, "{\"models\":[{\"name\":\"m\",\"context_window\":32768,"
 					     "\"max_output_tokens\":8192}]}",
 				      1, "k-analyze"),
@@ -507,7 +508,6 @@ static void test_llm_incremental(void **state)
 			       "\"max_concurrency\":8}]}],\"routes\":{\"default\":[\"sim/m\"]}}",
 			       sim.base));
 	assert_non_null(cfg);
-	setenv("HARK_TEST_SIM_KEY", "k-analyze", 1);
 	assert_int_equal(lt_mkdtemp(dir, sizeof(dir), "analyze-llm"), 0);
 	snprintf(data, sizeof(data), "%s/data", dir);
 	assert_int_equal(hark_store_open(data, NULL, &st, err, sizeof(err)), HARK_OK);
@@ -542,6 +542,11 @@ static void test_llm_incremental(void **state)
 	log = lt_sim_log(&sim);
 	n_ids = log_chunk_ids(log, 0, ids, 4096, &reqs);
 	ext_reqs1 = reqs;
+	if (getenv("HARK_TEST_DEBUG")) {
+		char *d = json_dumps(json_array_get(log, 0), 0);
+		fprintf(stderr, "log %zu entries, %zu ids, %zu reqs: %s\n", json_array_size(log), n_ids, reqs, d);
+		free(d);
+	}
 	/* extraction requests carry chunk markers; the unique chunks were each sent once */
 	{
 		size_t marked = 0;

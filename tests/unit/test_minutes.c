@@ -601,6 +601,19 @@ static void test_markdown(void **state)
 	free(md);
 	hark_minutes_clear(&m);
 
+	/* text that would start a block is escaped at the start of its line */
+	build_full(&m);
+	free(m.summary);
+	m.summary = xstrdup("- not a list");
+	free(m.topics[0].summary);
+	m.topics[0].summary = xstrdup("1. not a list either");
+	md = hark_minutes_to_markdown(&m);
+	assert_non_null(md);
+	assert_non_null(strstr(md, "\n\\- not a list\n"));
+	assert_non_null(strstr(md, "1\\. not a list either"));
+	free(md);
+	hark_minutes_clear(&m);
+
 	/* empty minutes: still every section, "None." in the empty ones */
 	memset(&m, 0, sizeof(m));
 	m.duration_s = -1;
