@@ -615,6 +615,92 @@ static void test_llm_incremental(void **state)
 	free(ids);
 }
 
+/* Chunks whose extraction failed are reported, the meeting still gets
+ * minutes, and the next run sends exactly those chunks again. */
+static void test_llm_failed_chunks_retried(void **state)
+{
+	struct lt_sim sim;
+	struct hark_llm_config *cfg;
+	struct hark_llm *llm = NULL;
+	struct hark_llm_params lp = hark_llm_default_params();
+	struct hark_store *st = NULL;
+	struct hark_pipeline_params pp = hark_pipeline_default_params();
+	struct hark_pipeline_input in[1];
+	struct hark_pipeline_meeting out[1];
+	struct hark_pipeline_stats stats;
+	char dir[256], data[300], p0[400], err[512] = "";
+	size_t n_chunks;
+
+	(void)state;
+	if (!lt_sim_bin() || !shared_ok())
+		skip();
+	lt_clean_env();
+	setenv("HARK_TEST_SIM_KEY", "k-analyze", 1);
+	assert_int_equal(lt_sim_start(&sim, "{\"models\":[{\"name\":\"m\",\"context_window\":32768,"
+					     "\"max_output_tokens\":8192}]}",
+				      1, "k-analyze"),
+			 0);
+	cfg = lt_config(lt_fmt("{\"providers\":[{\"name\":\"sim\",\"base_url\":\"%s\","
+			       "\"api_key_env\":\"HARK_TEST_SIM_KEY\",\"models\":[{\"name\":\"m\","
+			       "\"context_window\":32768,\"max_output_tokens\":8192}]}],"
+			       "\"routes\":{\"default\":[\"sim/m\"]},\"llm\":{\"max_attempts\":1,"
+			       "\"backoff_base_s\":0.01,\"breaker_failures\":1000,\"breaker_open_s\":0.1}}",
+			       sim.base));
+	assert_non_null(cfg);
+	assert_int_equal(lt_mkdtemp(dir, sizeof(dir), "analyze-fail"), 0);
+	snprintf(data, sizeof(data), "%s/data", dir);
+	assert_int_equal(hark_store_open(data, NULL, &st, err, sizeof(err)), HARK_OK);
+	lp.config = cfg;
+	lp.store = st;
+	lp.seed = 3;
+	assert_int_equal(hark_llm_init(&lp, &llm, err, sizeof(err)), HARK_OK);
+	copy_shared("meetings/ami/ES2004c.transcript.txt", dir, "c.txt");
+	snprintf(p0, sizeof(p0), "%s/c.txt", dir);
+	memset(in, 0, sizeof(in));
+	in[0].path = p0;
+	pp.llm = llm;
+	pp.batch_chunks = 4;
+	pp.chunk.max_tokens = 500;
+	pp.chunk.overlap_tokens = 50;
+
+	/* the provider is down: every chunk fails, the meeting falls back */
+	assert_int_equal(lt_sim_post(&sim, "/_sim/fail", "{\"status\":500}"), 200);
+	assert_int_equal(hark_pipeline_run(st, in, 1, &pp, out, NULL, &stats, err, sizeof(err)),
+			 HARK_OK);
+	assert_int_equal(out[0].err, HARK_OK);
+	n_chunks = out[0].chunks;
+	assert_true(n_chunks > 2);
+	assert_int_equal(out[0].chunks_failed, n_chunks);
+	assert_int_equal(stats.chunks_failed, n_chunks);
+	assert_true(strlen(out[0].warning) > 0);
+	assert_non_null(out[0].minutes_json);
+	hark_pipeline_meeting_clear(&out[0]);
+
+	/* it recovers: the same run again sends exactly the failed chunks */
+	assert_int_equal(lt_sim_post(&sim, "/_sim/recover", "{}"), 200);
+	lt_sleep(0.2);
+	assert_int_equal(hark_pipeline_run(st, in, 1, &pp, out, NULL, &stats, err, sizeof(err)),
+			 HARK_OK);
+	assert_false(out[0].reused);
+	assert_int_equal(stats.chunks_sent, n_chunks);
+	assert_int_equal(stats.chunks_failed, 0);
+	assert_int_equal(out[0].chunks_failed, 0);
+	hark_pipeline_meeting_clear(&out[0]);
+
+	/* and then nothing is left to do */
+	assert_int_equal(hark_pipeline_run(st, in, 1, &pp, out, NULL, &stats, err, sizeof(err)),
+			 HARK_OK);
+	assert_true(out[0].reused);
+	assert_int_equal(stats.chunks_sent, 0);
+	hark_pipeline_meeting_clear(&out[0]);
+
+	hark_llm_free(llm);
+	hark_store_close(st);
+	hark_llm_config_free(cfg);
+	assert_int_equal(lt_sim_stop(&sim), 0);
+	lt_rmrf(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -622,6 +708,7 @@ int main(void)
 		cmocka_unit_test(test_rerun_and_change),
 		cmocka_unit_test(test_malformed_inputs),
 		cmocka_unit_test_teardown(test_llm_incremental, lt_teardown),
+		cmocka_unit_test_teardown(test_llm_failed_chunks_retried, lt_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -593,8 +593,8 @@ static void test_extract_cache_build(void **state)
 
 				assert_non_null(id);
 				assert_int_equal(strlen(id), 12);
-				for (size_t c = 0; c < n; c++)
-					if (strncmp(m.chunks.chunks[c].sha256, id, 12) == 0)
+				for (size_t ci = 0; ci < n; ci++)
+					if (strncmp(m.chunks.chunks[ci].sha256, id, 12) == 0)
 						hits++;
 				assert_int_equal(hits, 1);
 			}
