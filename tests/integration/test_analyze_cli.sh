@@ -85,6 +85,25 @@ grep -q 'line 1' "$tmp/bad.err" || bad "JSON error has no position"
 "$bin" analyze "$tmp/bad/missing.txt" -o "$tmp/badout" --data "$tmp/bdata" -q 2>/dev/null; rc=$?
 [ $rc -eq 14 ] || bad "missing file: exit $rc, expected 14"
 
+# ---- run: transcribe, then analyze; the transcript is cached by content ----
+clip=$shared/audio/jfk/jfk.wav
+if [ -f "$clip" ]; then
+  "$bin" run "$clip" -o "$tmp/runout" --data "$tmp/rdata" -q --json >"$tmp/run1.json" 2>"$tmp/run1.err"
+  rc=$?
+  [ $rc -eq 0 ] || { bad "run exit $rc"; cat "$tmp/run1.err"; }
+  [ -s "$tmp/runout/jfk.json" ] || bad "run wrote no transcript"
+  [ -s "$tmp/runout/jfk.minutes.json" ] || bad "run wrote no minutes"
+  grep -qi 'country' "$tmp/runout/jfk.json" || bad "run transcript lacks the spoken words"
+  py 'd["duration"] is None or d["duration"] > 5' <"$tmp/runout/jfk.minutes.json" | grep -qx True \
+    || bad "run minutes have no duration from the audio"
+  "$bin" run "$clip" -o "$tmp/runout" --data "$tmp/rdata" -q --json >"$tmp/run2.json" 2>/dev/null \
+    || bad "second run failed"
+  py 'd["meetings"][0]["reused"]' <"$tmp/run2.json" | grep -qx True || bad "second run analysed again"
+  printf 'not audio at all\n' >"$tmp/notaudio.wav"
+  "$bin" run "$tmp/notaudio.wav" -o "$tmp/runout" --data "$tmp/rdata" -q 2>/dev/null; rc=$?
+  [ $rc -eq 18 ] || bad "run on a text file: exit $rc, expected 18 (not_media)"
+fi
+
 # ---- usage errors ----
 "$bin" analyze >/dev/null 2>&1; [ $? -eq 2 ] || bad "no inputs is not a usage error"
 "$bin" analyze --date 2024-13-01 "$tmp/bad/good.txt" >/dev/null 2>&1; [ $? -eq 2 ] || bad "bad --date accepted"
