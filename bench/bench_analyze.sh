@@ -3,11 +3,17 @@
 #  1. quality and speed of the offline analyzer: ROUGE-1/2/L of its summaries
 #     against the human references next to TextRank and lead-N baselines, a
 #     per-meeting table of what it finds, and meetings per second;
-#  2. the LLM path against hark-llm-sim on a free loopback port with the model
-#     limited to 500 RPM and 1,000,000 TPM and latency uniform in 15-40
-#     simulated seconds, for batch sizes 5, 10 and 20 (each on a fresh store,
-#     then a rerun that must send nothing), reported in simulated time against
-#     the rate-limit bound from the simulator's own log.
+#  2. the LLM path (map: batched extraction; reduce: one summary request per
+#     meeting) on the knowledge-graph plan's corpus (bench_llm's seed002: 150
+#     transcripts built from the shared meetings' turns, ~8,800 chunks)
+#     against hark-llm-sim on a free loopback port with the model limited to
+#     500 RPM and 1,000,000 TPM and latency uniform in 15-40 simulated
+#     seconds, for batch sizes 5, 10 and 20 (each on a fresh store, then a
+#     rerun that must send nothing), reported in simulated time against the
+#     rate-limit bound from the simulator's own log. A per-meeting table of
+#     what the LLM path found comes with the first batch size (the
+#     simulator's replies are synthetic: the table shows the plumbing, not
+#     a model's quality).
 # Builds nothing (build first). Run on an idle machine.
 #   usage: bench/bench_analyze.sh [BUILD_DIR]
 #   env:   TIME_SCALE (30)  BATCHES ("5 10 20")  HARK_SHARED (../shared)
@@ -17,12 +23,13 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 SIM=$BUILD/hark-llm-sim
 BENCH=$BUILD/bench_analyze
+BENCH_LLM=$BUILD/bench_llm
 TIME_SCALE=${TIME_SCALE:-30}
 BATCHES=${BATCHES:-"5 10 20"}
 RPM=500
 TPM=1000000
 export HARK_SHARED=${HARK_SHARED:-$ROOT/../shared}
-for f in "$SIM" "$BENCH"; do
+for f in "$SIM" "$BENCH" "$BENCH_LLM"; do
   [ -x "$f" ] || { echo "bench_analyze.sh: $f missing (build first)" >&2; exit 1; }
 done
 unset HARK_CONFIG HARK_LLM_BASE_URL HARK_LLM_MODEL HARK_LLM_API_KEY_ENV HARK_LLM_TIME_SCALE \
@@ -77,6 +84,8 @@ cat >"$tmp/llm.json" <<EOF
  "routes": {"default": ["sim/sim-small"]},
  "llm": {"time_scale": $TIME_SCALE}}
 EOF
+mkdir -p "$tmp/corpus"
+"$BENCH_LLM" --corpus-only --seed 2 --shared "$HARK_SHARED" --write-corpus "$tmp/corpus" | grep '^corpus'
 echo "## LLM path (hark-llm-sim: $RPM RPM, $TPM TPM, latency 15-40 s, time scale $TIME_SCALE)"
 echo
 status=0
@@ -85,7 +94,7 @@ for b in $BATCHES; do
   args=(--llm "$tmp/llm.json" --sim-log "$tmp/sim.jsonl" --batch "$b" --rpm $RPM --tpm $TPM --runs 2)
   [ "$first" = 1 ] && args+=(--table)
   first=0
-  "$BENCH" --shared "$HARK_SHARED" "${args[@]}" || status=1
+  "$BENCH" --dir "$tmp/corpus" "${args[@]}" || status=1
   echo
 done
 stop_sim

@@ -33,7 +33,10 @@
  *             [--rerun] [--sample N] [--seed 2] [--transcripts 150]
  *             [--chunks 8834] [--out-per-chunk 320] [--share DIR]
  *             [--shared DIR] [--sim-url http://127.0.0.1:PORT]
- *             [--sim-log FILE] [--corpus-only]
+ *             [--sim-log FILE] [--corpus-only] [--write-corpus DIR]
+ *
+ * --write-corpus DIR writes each synthetic transcript as DIR/<name>.txt
+ * ("Speaker: text" lines) for the meeting-analysis benchmark.
  */
 #include <curl/curl.h>
 #include <glob.h>
@@ -62,6 +65,7 @@
 struct opts {
 	const char *config, *store, *share, *shared, *sim_url, *sim_log;
 	int batch, sequential, rerun, corpus_only;
+	const char *write_corpus;
 	long sample;
 	uint64_t seed;
 	size_t transcripts, chunks;
@@ -527,6 +531,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->corpus_only = 1, used = 0;
 		else if (!v)
 			return 1;
+		else if (!strcmp(a, "--write-corpus"))
+			o->write_corpus = v;
 		else if (!strcmp(a, "--config"))
 			o->config = v;
 		else if (!strcmp(a, "--store"))
@@ -650,6 +656,29 @@ int main(int argc, char **argv)
 	if (total_chunks != o.chunks) {
 		fprintf(stderr, "bench_llm: built %zu chunks, wanted %zu\n", total_chunks, o.chunks);
 		goto out;
+	}
+	if (o.write_corpus) {
+		for (size_t t = 0; t < o.transcripts; t++) {
+			FILE *f;
+
+			snprintf(path, sizeof(path), "%s/%s.txt", o.write_corpus, trs[t].name);
+			f = fopen(path, "w");
+			if (!f) {
+				fprintf(stderr, "bench_llm: cannot write %s\n", path);
+				goto out;
+			}
+			for (size_t i = 0; i < trs[t].n; i++) {
+				const struct hark_chunk_turn *tu = &pool.turns[trs[t].idx[i]];
+
+				if (tu->speaker && tu->speaker[0])
+					fprintf(f, "%s: ", tu->speaker);
+				fprintf(f, "%s\n", tu->text ? tu->text : "");
+			}
+			if (fclose(f) != 0) {
+				fprintf(stderr, "bench_llm: cannot write %s\n", path);
+				goto out;
+			}
+		}
 	}
 	if (o.corpus_only) {
 		rc = 0;

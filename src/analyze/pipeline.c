@@ -9,6 +9,7 @@
 #include "analyze/pipeline.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -673,6 +674,7 @@ struct run_ctx {
 	size_t batches_done, batches_total;
 	int store_err;
 	struct hark_pipeline_stats *stats;
+	pthread_mutex_t *stats_mu;   /* held around stats updates while reduces run in parallel */
 };
 
 static int canceled(const struct hark_pipeline_params *p)
@@ -1195,13 +1197,101 @@ static int llm_reduce(struct run_ctx *rc, struct mtg *m, char *err, size_t errle
 			 "%zu of %zu chunks failed LLM extraction; their items are missing",
 			 m->out->chunks_failed, m->chunks.n);
 	if (rc->stats) {
+		if (rc->stats_mu)
+			pthread_mutex_lock(rc->stats_mu);
 		rc->stats->llm_requests += ls.requests;
 		rc->stats->tokens_in += ls.tokens_in;
 		rc->stats->tokens_out += ls.tokens_out;
 		rc->stats->cost_usd += ls.cost_usd;
+		if (rc->stats_mu)
+			pthread_mutex_unlock(rc->stats_mu);
 	}
 	snprintf(m->out->method, sizeof(m->out->method), "llm");
 	return ret;
+}
+
+/* ---- parallel reduce ------------------------------------------------------------------------ */
+
+#define MAX_REDUCE_THREADS 64
+
+struct reduce_pool {
+	struct run_ctx *rc;
+	struct mtg *m;
+	size_t n, next, done, total;
+	int canceled;
+	pthread_mutex_t mu;
+};
+
+static void *reduce_worker(void *arg)
+{
+	struct reduce_pool *rp = arg;
+
+	for (;;) {
+		size_t i;
+		char e[512] = "";
+		int r;
+
+		pthread_mutex_lock(&rp->mu);
+		while (rp->next < rp->n && !rp->m[rp->next].active)
+			rp->next++;
+		if (rp->next >= rp->n || rp->canceled) {
+			pthread_mutex_unlock(&rp->mu);
+			break;
+		}
+		i = rp->next++;
+		pthread_mutex_unlock(&rp->mu);
+		if (canceled(rp->rc->p)) {
+			pthread_mutex_lock(&rp->mu);
+			rp->canceled = 1;
+			pthread_mutex_unlock(&rp->mu);
+			break;
+		}
+		r = llm_reduce(rp->rc, &rp->m[i], e, sizeof(e));
+		pthread_mutex_lock(&rp->mu);
+		if (r == HARK_ERR_CANCELED)
+			rp->canceled = 1;
+		else if (r != HARK_OK)
+			fail_meeting(&rp->m[i], r, e);
+		rp->done++;
+		progress(rp->rc->p, HARK_PIPELINE_REDUCE, rp->done, rp->total);
+		pthread_mutex_unlock(&rp->mu);
+	}
+	return NULL;
+}
+
+/* Reduces every active meeting, several at a time: each reduce is an LLM
+ * call whose latency dominates, and the LLM layer bounds concurrency and
+ * rate, so meetings are handed to a small pool of threads. */
+static int reduce_all(struct run_ctx *rc, struct mtg *m, size_t n)
+{
+	struct reduce_pool rp;
+	pthread_t th[MAX_REDUCE_THREADS];
+	size_t nt = 0, active = 0;
+
+	for (size_t i = 0; i < n; i++)
+		active += m[i].active != 0;
+	if (active == 0)
+		return HARK_OK;
+	memset(&rp, 0, sizeof(rp));
+	rp.rc = rc;
+	rp.m = m;
+	rp.n = n;
+	rp.total = active;
+	if (pthread_mutex_init(&rp.mu, NULL) != 0)
+		return HARK_ERR_NOMEM;
+	rc->stats_mu = &rp.mu;
+	for (size_t t = 0; t < active && t < MAX_REDUCE_THREADS; t++) {
+		if (pthread_create(&th[nt], NULL, reduce_worker, &rp) != 0)
+			break;
+		nt++;
+	}
+	if (nt == 0)
+		reduce_worker(&rp);
+	for (size_t t = 0; t < nt; t++)
+		pthread_join(th[t], NULL);
+	rc->stats_mu = NULL;
+	pthread_mutex_destroy(&rp.mu);
+	return rp.canceled ? HARK_ERR_CANCELED : HARK_OK;
 }
 
 int hark_pipeline_run(struct hark_store *st, const struct hark_pipeline_input *in, size_t n,
@@ -1349,29 +1439,16 @@ int hark_pipeline_run(struct hark_store *st, const struct hark_pipeline_input *i
 
 	/* LLM map + reduce */
 	if (p.llm) {
+		double tl = mono_now();
+
 		ret = llm_map(&rc, m, n, err, errlen);
 		if (ret != HARK_OK)
 			goto out;
-		done = 0;
-		for (size_t i = 0; i < n; i++) {
-			char e[512] = "";
-			int r;
-
-			if (!m[i].active)
-				continue;
-			if (canceled(&p)) {
-				ret = HARK_ERR_CANCELED;
-				goto out;
-			}
-			r = llm_reduce(&rc, &m[i], e, sizeof(e));
-			if (r == HARK_ERR_CANCELED) {
-				ret = r;
-				goto out;
-			}
-			if (r != HARK_OK)
-				fail_meeting(&m[i], r, e);
-			progress(&p, HARK_PIPELINE_REDUCE, ++done, n);
-		}
+		if (ret == HARK_OK)
+			ret = reduce_all(&rc, m, n);
+		stats->llm_seconds = mono_now() - tl;
+		if (ret != HARK_OK)
+			goto out;
 	}
 
 	/* resolve graphs, store and index */

@@ -103,7 +103,8 @@ struct hark_pipeline_stats {
 	size_t llm_requests;
 	int64_t tokens_in, tokens_out;
 	double cost_usd;
-	double seconds;
+	double seconds;         /* the whole run */
+	double llm_seconds;     /* of which in the LLM map and reduce steps */
 };
 
 /*

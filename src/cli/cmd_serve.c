@@ -25,7 +25,8 @@ static void serve_usage(FILE *f)
 		"  --threads N           compute threads per job (default 1)\n"
 		"  --engine NAME         default engine: auto, pocketsphinx, whisper\n"
 		"  --model NAME          default model\n"
-		"  --config FILE         JSON config file (flags override it)\n"
+		"  --config FILE         JSON config file (flags override it; its LLM providers\n"
+		"                        serve the analyze and run jobs)\n"
 		"  --no-auth             no API keys (local use; per-IP rate limits apply)\n"
 		"  --max-body-mb N       upload cap in MB (default 100)\n"
 		"  --ttl-days N          retention of finished jobs (default 7, 0 = keep)\n"
@@ -33,7 +34,9 @@ static void serve_usage(FILE *f)
 		"  --drain-timeout S     seconds SIGTERM waits for running jobs (default 30)\n"
 		"  --port-file FILE      write the bound port there once listening\n"
 		"  -h, --help            this help\n\n"
-		"API keys: hark keys create --data DIR --name NAME. See docs/SERVER.md.\n");
+		"Jobs: transcribe, transcript, analyze (minutes and knowledge graph of a\n"
+		"transcript), run (transcribe, then analyze); GET /v1/search finds analysed\n"
+		"meetings. API keys: hark keys create --data DIR --name NAME. See docs/SERVER.md.\n");
 }
 
 static int want_num(const char *opt, const char *v, double lo, double hi, double *out)

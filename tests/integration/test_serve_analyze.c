@@ -731,6 +731,146 @@ static void test_llm_analyze(void **state)
 	assert_int_equal(rc, 0);
 }
 
+/* Identities (sha256 of the first user message) of the chat requests in the
+ * simulator's log from line `from` on; complete_only: only replies that
+ * were not cut at max_tokens (usable extractions). *n_lines gets the log's
+ * length. New reference (an array of strings). */
+static json_t *sim_identities(const struct simh *sim, size_t from, int complete_only,
+			      size_t *n_lines)
+{
+	json_t *log = simh_read_log(sim), *ids = json_array(), *e;
+	size_t i;
+
+	assert_non_null(log);
+	*n_lines = json_array_size(log);
+	json_array_foreach(log, i, e) {
+		const char *path = srv_jstr(e, "path"), *id = srv_jstr(e, "identity");
+		double out = srv_jnum(e, "completion_tokens", 0), max = srv_jnum(e, "max_tokens", -1);
+		if (i < from || !path || !strstr(path, "/chat/completions") || !id ||
+		    srv_jnum(e, "status", 0) != 200 || (complete_only && out >= max))
+			continue;
+		json_array_append_new(ids, json_string(id));
+	}
+	json_decref(log);
+	return ids;
+}
+
+static int ids_contain(json_t *ids, const char *id)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(ids, i, e)
+		if (strcmp(json_string_value(e), id) == 0)
+			return 1;
+	return 0;
+}
+
+/* A canceled LLM analysis keeps the chunk results it finished: analysing
+ * the meeting again sends none of the chunks whose extraction the first job
+ * completed to the LLM again. */
+static void test_llm_cancel_keeps_chunks(void **state)
+{
+	const char *args[] = {"--no-auth", "--workers", "1", "--engine", "pocketsphinx", NULL};
+	struct srv_server L;
+	struct simh sim;
+	struct srv_resp r;
+	char cfg[1024], id[64] = "", id2[64] = "", path[160];
+	char *text;
+	json_t *job, *opts, *ids1, *ids2, *e;
+	size_t n1 = 0, n2 = 0, again = 0, i;
+	double req1 = 0, t0;
+	int rc;
+
+	(void)state;
+	need_server();
+	need_meeting();
+	if (!simh_bin())
+		skip();
+	memset(&sim, 0, sizeof(sim));
+	memset(&L, 0, sizeof(L));
+	/* slow enough (one request at a time, 0.15 s each) to cancel mid-way */
+	assert_int_equal(simh_start(&sim, "{\"latency\":{\"dist\":\"fixed\",\"s\":0.15}}", 1, NULL,
+				    NULL),
+			 0);
+	snprintf(cfg, sizeof(cfg),
+		 "{\"providers\":[{\"name\":\"p\",\"base_url\":\"%s\",\"models\":["
+		 "{\"name\":\"sim-small\",\"context_window\":16384,\"max_concurrency\":1}]}],"
+		 "\"routes\":{\"default\":[\"p/sim-small\"]}}",
+		 sim.base);
+	assert_int_equal(srv_init(&L), 0);
+	if (srv_start(&L, cfg, args) != 0) {
+		srv_destroy(&L);
+		simh_stop(&sim);
+		fail_msg("serve with an LLM provider did not start");
+	}
+	text = srv_slurp(meeting_path, NULL);
+	assert_non_null(text);
+	opts = json_pack("{s:i,s:i,s:s}", "batch", 1, "chunk_tokens", 400, "name", "cancel-me");
+	SRV_ASSERT(&L, submit_analyze(&L, text, opts, id, sizeof(id), &r) == 202);
+	srv_resp_free(&r);
+
+	/* wait for a few finished extraction requests, then cancel */
+	t0 = srv_now();
+	while (srv_now() - t0 < 60 * srv_time_scale()) {
+		int running;
+		job = srv_job_get(&L, id);
+		SRV_ASSERT(&L, job != NULL);
+		req1 = srv_jnum(job, "llm.requests", 0);
+		running = strcmp(srv_jstr(job, "status"), "running") == 0 ||
+			  strcmp(srv_jstr(job, "status"), "queued") == 0;
+		json_decref(job);
+		if (!running || req1 >= 6)
+			break;
+		srv_sleep_ms(50);
+	}
+	SRV_ASSERT(&L, req1 >= 6);
+	snprintf(path, sizeof(path), "/v1/jobs/%s", id);
+	assert_int_equal(srv_delete(&L, path, &r), 0);
+	SRV_ASSERT(&L, r.status == 202);
+	srv_resp_free(&r);
+	job = srv_wait_status(&L, id, "done|failed|canceled", 60);
+	SRV_ASSERT(&L, job && strcmp(srv_jstr(job, "status"), "canceled") == 0);
+	json_decref(job);
+	srv_sleep_ms(500); /* a request in flight at the cancel reaches the log */
+	/* the extraction replies the first job got complete */
+	ids1 = sim_identities(&sim, 0, 1, &n1);
+	SRV_ASSERT(&L, json_array_size(ids1) >= 3);
+
+	/* the same meeting again (force: no dedup, no reuse of the meeting) */
+	json_object_set_new(opts, "force", json_true());
+	SRV_ASSERT(&L, submit_analyze(&L, text, opts, id2, sizeof(id2), &r) == 202);
+	srv_resp_free(&r);
+	job = srv_wait_status(&L, id2, "done|failed|canceled", 300);
+	SRV_ASSERT(&L, job && strcmp(srv_jstr(job, "status"), "done") == 0);
+	SRV_ASSERT(&L, srv_jnum(job, "llm.requests", 0) >= 1);
+	json_decref(job);
+	snprintf(path, sizeof(path), "/v1/jobs/%s/result?format=minutes", id2);
+	assert_int_equal(srv_get(&L, path, &r), 0);
+	SRV_ASSERT(&L, r.status == 200 && r.json);
+	assert_string_equal(srv_jstr(r.json, "method"), "llm");
+	srv_resp_free(&r);
+	ids2 = sim_identities(&sim, n1, 0, &n2);
+	SRV_ASSERT(&L, json_array_size(ids2) >= 1);
+	json_array_foreach(ids2, i, e)
+		again += ids_contain(ids1, json_string_value(e));
+	if (again)
+		fprintf(stderr, "canceled job: %zu complete replies; second job: %zu requests, "
+			"%zu of them again\n", json_array_size(ids1), json_array_size(ids2), again);
+	/* nothing the first job finished is asked again, but the one request
+	 * in flight at the cancel (one at a time: max_concurrency 1), whose
+	 * reply the simulator sent and the canceled job dropped */
+	SRV_ASSERT(&L, again <= 1);
+
+	json_decref(ids1);
+	json_decref(ids2);
+	json_decref(opts);
+	free(text);
+	rc = srv_destroy(&L);
+	simh_stop(&sim);
+	assert_int_equal(rc, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -743,6 +883,7 @@ int main(void)
 		cmocka_unit_test(test_run_job),
 		cmocka_unit_test(test_metrics),
 		cmocka_unit_test(test_llm_analyze),
+		cmocka_unit_test(test_llm_cancel_keeps_chunks),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
