@@ -101,7 +101,7 @@ static int token_is_clitic(const char *t, size_t n)
 static void detokenize(char *s)
 {
 	size_t n = strlen(s), i = 0, o = 0;
-	int glue_next = 0;
+	int glue_next = 0, in_quote = 0;
 
 	while (i < n) {
 		size_t j, tl;
@@ -119,6 +119,13 @@ static void detokenize(char *s)
 		tl = j - i;
 		glue = glue_next || token_is_punct(t, tl) || token_is_clitic(t, tl);
 		glue_next = 0;
+		if (tl == 1 && t[0] == '"') {
+			/* a lone quote opens (glued to the next token) or closes
+			 * (glued to the previous one), alternately */
+			glue = in_quote;
+			glue_next = !in_quote;
+			in_quote = !in_quote;
+		}
 		if (tl == 1 && t[0] == '-' && o > 0 && is_alnum((unsigned char)s[o - 1])) {
 			size_t k = j;
 

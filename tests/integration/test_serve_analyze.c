@@ -35,6 +35,11 @@
 
 static struct srv_server A;
 static int a_up;
+/* the LLM tests' server and simulator: static so that the group teardown
+ * stops them when an assertion ends a test early */
+static struct srv_server L;
+static struct simh sim;
+static int l_up, sim_up;
 static char scratch[512];
 static char meeting_name[64];    /* base name of the first QMSum meeting */
 static char meeting_path[1024];
@@ -107,6 +112,10 @@ static int group_teardown(void **state)
 	(void)state;
 	if (a_up)
 		rc |= srv_destroy(&A);
+	if (l_up)
+		rc |= srv_destroy(&L);
+	if (sim_up)
+		simh_stop(&sim);
 	srv_rmtree(scratch);
 	return rc;
 }
@@ -659,11 +668,21 @@ static void test_run_job(void **state)
 
 /* ---- with an LLM provider (the simulator) -------------------------------------- */
 
+/* Stops what an earlier LLM test left running (it failed half-way). */
+static void llm_setup_clean(void)
+{
+	if (l_up)
+		srv_destroy(&L);
+	if (sim_up)
+		simh_stop(&sim);
+	l_up = sim_up = 0;
+	memset(&sim, 0, sizeof(sim));
+	memset(&L, 0, sizeof(L));
+}
+
 static void test_llm_analyze(void **state)
 {
 	const char *args[] = {"--no-auth", "--workers", "1", "--engine", "pocketsphinx", NULL};
-	struct srv_server L;
-	struct simh sim;
 	struct srv_resp r;
 	char cfg[1024], id[64] = "", path[160];
 	static const char text[] =
@@ -680,20 +699,18 @@ static void test_llm_analyze(void **state)
 	need_server();
 	if (!simh_bin())
 		skip();
-	memset(&sim, 0, sizeof(sim));
-	memset(&L, 0, sizeof(L));
+	llm_setup_clean();
 	assert_int_equal(simh_start(&sim, NULL, 20, NULL, NULL), 0);
+	sim_up = 1;
 	snprintf(cfg, sizeof(cfg),
 		 "{\"providers\":[{\"name\":\"p\",\"base_url\":\"%s\",\"models\":["
 		 "{\"name\":\"sim-small\",\"context_window\":16384}]}],"
 		 "\"routes\":{\"default\":[\"p/sim-small\"]},\"llm\":{\"time_scale\":20}}",
 		 sim.base);
 	assert_int_equal(srv_init(&L), 0);
-	if (srv_start(&L, cfg, args) != 0) {
-		srv_destroy(&L);
-		simh_stop(&sim);
+	l_up = 1;
+	if (srv_start(&L, cfg, args) != 0)
 		fail_msg("serve with an LLM provider did not start");
-	}
 	SRV_ASSERT(&L, submit_analyze(&L, text, NULL, id, sizeof(id), &r) == 202);
 	srv_resp_free(&r);
 	job = srv_wait_status(&L, id, "done|failed|canceled", 300);
@@ -727,7 +744,9 @@ static void test_llm_analyze(void **state)
 	srv_resp_free(&r);
 
 	rc = srv_destroy(&L);
+	l_up = 0;
 	simh_stop(&sim);
+	sim_up = 0;
 	assert_int_equal(rc, 0);
 }
 
@@ -735,10 +754,10 @@ static void test_llm_analyze(void **state)
  * simulator's log from line `from` on; complete_only: only replies that
  * were not cut at max_tokens (usable extractions). *n_lines gets the log's
  * length. New reference (an array of strings). */
-static json_t *sim_identities(const struct simh *sim, size_t from, int complete_only,
+static json_t *sim_identities(const struct simh *h, size_t from, int complete_only,
 			      size_t *n_lines)
 {
-	json_t *log = simh_read_log(sim), *ids = json_array(), *e;
+	json_t *log = simh_read_log(h), *ids = json_array(), *e;
 	size_t i;
 
 	assert_non_null(log);
@@ -772,8 +791,6 @@ static int ids_contain(json_t *ids, const char *id)
 static void test_llm_cancel_keeps_chunks(void **state)
 {
 	const char *args[] = {"--no-auth", "--workers", "1", "--engine", "pocketsphinx", NULL};
-	struct srv_server L;
-	struct simh sim;
 	struct srv_resp r;
 	char cfg[1024], id[64] = "", id2[64] = "", path[160];
 	char *text;
@@ -787,23 +804,21 @@ static void test_llm_cancel_keeps_chunks(void **state)
 	need_meeting();
 	if (!simh_bin())
 		skip();
-	memset(&sim, 0, sizeof(sim));
-	memset(&L, 0, sizeof(L));
+	llm_setup_clean();
 	/* slow enough (one request at a time, 0.15 s each) to cancel mid-way */
 	assert_int_equal(simh_start(&sim, "{\"latency\":{\"dist\":\"fixed\",\"s\":0.15}}", 1, NULL,
 				    NULL),
 			 0);
+	sim_up = 1;
 	snprintf(cfg, sizeof(cfg),
 		 "{\"providers\":[{\"name\":\"p\",\"base_url\":\"%s\",\"models\":["
 		 "{\"name\":\"sim-small\",\"context_window\":16384,\"max_concurrency\":1}]}],"
 		 "\"routes\":{\"default\":[\"p/sim-small\"]}}",
 		 sim.base);
 	assert_int_equal(srv_init(&L), 0);
-	if (srv_start(&L, cfg, args) != 0) {
-		srv_destroy(&L);
-		simh_stop(&sim);
+	l_up = 1;
+	if (srv_start(&L, cfg, args) != 0)
 		fail_msg("serve with an LLM provider did not start");
-	}
 	text = srv_slurp(meeting_path, NULL);
 	assert_non_null(text);
 	opts = json_pack("{s:i,s:i,s:s}", "batch", 1, "chunk_tokens", 400, "name", "cancel-me");
@@ -867,7 +882,9 @@ static void test_llm_cancel_keeps_chunks(void **state)
 	json_decref(opts);
 	free(text);
 	rc = srv_destroy(&L);
+	l_up = 0;
 	simh_stop(&sim);
+	sim_up = 0;
 	assert_int_equal(rc, 0);
 }
 
