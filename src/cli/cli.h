@@ -36,6 +36,27 @@ void hark_cli_error(const char *subject, int err, const char *msg);
 /* Writes {"error":{"code","message","file"}} plus a newline to f. */
 void hark_cli_error_json(FILE *f, const char *subject, int err, const char *msg);
 
+/* Creates dir and its parents (mode 0777 before umask); an existing
+ * directory is fine. HARK_ERR_INVALID_ARG (empty or over 4095 bytes),
+ * HARK_ERR_PERMISSION, HARK_ERR_IO. */
+int hark_cli_mkdir_p(const char *dir);
+
+/* Writes data[0..len) to dir/name atomically (a temporary file in dir, then
+ * rename), so a reader never sees half a file and a failed write leaves any
+ * previous file intact. err (errlen bytes) names the path and the reason.
+ * HARK_ERR_INVALID_ARG (path too long), HARK_ERR_PERMISSION, HARK_ERR_IO
+ * (including a full disk). */
+int hark_cli_write_file(const char *dir, const char *name, const char *data, size_t len,
+			char *err, size_t errlen);
+
+/* Lists the regular, non-hidden files of dir in name order (sub-folders too
+ * when recursive, at most 16 deep): accept(name, ud) (may be NULL = all)
+ * filters by file name, add(path, ud) receives each path (return nonzero
+ * to stop with that error). HARK_ERR_PERMISSION / HARK_ERR_IO for an
+ * unreadable dir, HARK_ERR_LIMIT past 100,000 entries, HARK_ERR_NOMEM. */
+int hark_cli_expand_dir(const char *dir, int recursive, int (*accept)(const char *name, void *ud),
+			int (*add)(const char *path, void *ud), void *ud);
+
 /* Terminal progress bar on stderr, drawn only when stderr is a TTY and not
  * quiet. Shows label (copied, truncated to 47 bytes), percent, speed as x
  * real time and ETA. */

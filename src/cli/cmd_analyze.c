@@ -9,7 +9,6 @@
  * store, which also makes analyze/run resumable: Ctrl-C stops cleanly and the
  * same command continues where it stopped.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -35,7 +34,6 @@
 
 #define DEFAULT_DATA "./hark-data"
 #define MAX_INPUTS 100000
-#define MAX_DEPTH 16
 
 static volatile sig_atomic_t g_interrupted;
 
@@ -137,11 +135,6 @@ static int add_input(struct aopts *o, const char *path)
 	return HARK_OK;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Transcript files a folder may hold (analyze); run takes every regular file. */
 static int is_transcript_name(const char *n)
 {
@@ -165,65 +158,16 @@ static int is_transcript_name(const char *n)
 	return 0;
 }
 
-static int expand_dir(struct aopts *o, const char *dir, int depth)
+static int accept_name(const char *name, void *ud)
 {
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char **names = NULL;
-	size_t n = 0, cap = 0;
-	int rc = HARK_OK;
+	const struct aopts *o = ud;
 
-	if (!d)
-		return errno == EACCES ? HARK_ERR_PERMISSION : HARK_ERR_IO;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		if (n == cap) {
-			char **nn;
+	return !strcmp(o->cmd, "run") || is_transcript_name(name);
+}
 
-			cap = cap ? cap * 2 : 32;
-			if (cap > MAX_INPUTS) {
-				rc = HARK_ERR_LIMIT;
-				goto out;
-			}
-			nn = realloc(names, cap * sizeof(*nn));
-			if (!nn) {
-				rc = HARK_ERR_NOMEM;
-				goto out;
-			}
-			names = nn;
-		}
-		names[n] = strdup(e->d_name);
-		if (!names[n]) {
-			rc = HARK_ERR_NOMEM;
-			goto out;
-		}
-		n++;
-	}
-	if (n > 1)
-		qsort(names, n, sizeof(*names), cmp_str);
-	for (size_t i = 0; i < n && rc == HARK_OK; i++) {
-		char path[4096];
-		struct stat st;
-
-		if (snprintf(path, sizeof(path), "%s/%s", dir, names[i]) >= (int)sizeof(path))
-			continue;
-		if (stat(path, &st) != 0)
-			continue;
-		if (S_ISDIR(st.st_mode)) {
-			if (o->recursive && depth < MAX_DEPTH)
-				rc = expand_dir(o, path, depth + 1);
-		} else if (S_ISREG(st.st_mode) &&
-			   (!strcmp(o->cmd, "run") || is_transcript_name(names[i]))) {
-			rc = add_input(o, path);
-		}
-	}
-out:
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-	closedir(d);
-	return rc;
+static int add_path(const char *path, void *ud)
+{
+	return add_input(ud, path);
 }
 
 static int parse_size(const char *s, size_t lo, size_t hi, size_t *out)
@@ -370,7 +314,7 @@ static int parse_args(int argc, char **argv, struct aopts *o)
 			size_t before = o->n_inputs;
 
 			o->dir_input = 1;
-			rc = expand_dir(o, argv[i], 0);
+			rc = hark_cli_expand_dir(argv[i], o->recursive, accept_name, add_path, o);
 			if (rc == HARK_OK && o->n_inputs == before) {
 				hark_cli_error(argv[i], HARK_ERR_IS_DIR,
 					       run ? "folder holds no files"
@@ -394,56 +338,10 @@ static int parse_args(int argc, char **argv, struct aopts *o)
 
 /* ---- output files --------------------------------------------------------------------- */
 
-static int mkdir_p(const char *dir)
-{
-	char buf[4096];
-	size_t len = strlen(dir);
-
-	if (len == 0 || len >= sizeof(buf))
-		return HARK_ERR_INVALID_ARG;
-	memcpy(buf, dir, len + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-			return errno == EACCES ? HARK_ERR_PERMISSION : HARK_ERR_IO;
-		*p = '/';
-	}
-	if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-		return errno == EACCES ? HARK_ERR_PERMISSION : HARK_ERR_IO;
-	return HARK_OK;
-}
-
-/* Atomic write of dir/name (temp file + rename): a reader never sees half a file. */
 static int write_out(const char *dir, const char *name, const char *data, size_t len, char *err,
 		     size_t errlen)
 {
-	char path[4096], tmp[4200];
-	FILE *f;
-	int rc = HARK_OK, e = 0;
-
-	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
-		return HARK_ERR_INVALID_ARG;
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-	f = fopen(tmp, "wb");
-	if (!f) {
-		e = errno;
-		hark_errbuf_set(err, errlen, "cannot write %s: %s", path, strerror(e));
-		return e == EACCES ? HARK_ERR_PERMISSION : HARK_ERR_IO;
-	}
-	if (fwrite(data, 1, len, f) != len || fflush(f) != 0)
-		e = errno ? errno : EIO;
-	if (fclose(f) != 0 && !e)
-		e = errno ? errno : EIO;
-	if (!e && rename(tmp, path) != 0)
-		e = errno ? errno : EIO;
-	if (e) {
-		hark_errbuf_set(err, errlen, "cannot write %s: %s", path, strerror(e));
-		unlink(tmp);
-		rc = e == EACCES ? HARK_ERR_PERMISSION : HARK_ERR_IO;
-	}
-	return rc;
+	return hark_cli_write_file(dir, name, data, len, err, errlen);
 }
 
 /* Writes a graph export through a FILE callback into a memory buffer first. */
@@ -720,7 +618,7 @@ static int open_store(const char *data, struct hark_store **st)
 	char msg[256] = "";
 	int rc;
 
-	rc = mkdir_p(data);
+	rc = hark_cli_mkdir_p(data);
 	if (rc != HARK_OK) {
 		hark_cli_error(data, rc, "cannot create the data directory");
 		return rc;
@@ -770,7 +668,7 @@ static int cmd_analyze(int argc, char **argv, const char *cmd)
 	sigaction(SIGTERM, &sa, &old_term);
 	g_interrupted = 0;
 
-	rc = mkdir_p(o.out_dir);
+	rc = hark_cli_mkdir_p(o.out_dir);
 	if (rc != HARK_OK) {
 		hark_cli_error(o.out_dir, rc, "cannot create the output directory");
 		exit_code = hark_cli_exit_code(rc);

@@ -5,7 +5,6 @@
  * are processed in order with one loaded model; each failure is reported
  * with its file name and the exit code tells whether any failed.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +18,6 @@
 #include "util/errbuf.h"
 
 #define MAX_INPUTS 100000
-#define MAX_DEPTH 16
 
 struct input {
 	char *path;
@@ -167,70 +165,15 @@ static int add_input(struct opts *o, const char *path, int from_dir)
 	return HARK_OK;
 }
 
-static int cmp_names(const void *a, const void *b)
+static int add_from_dir(const char *path, void *ud)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	return add_input(ud, path, 1);
 }
 
 /* Adds the regular files in dir (sorted; sub-folders when recursive). */
-static int expand_dir(struct opts *o, const char *dir, int depth)
+static int expand_dir(struct opts *o, const char *dir)
 {
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char **names = NULL;
-	size_t n = 0, cap = 0;
-	int rc = HARK_OK;
-
-	if (!d)
-		return errno == EACCES ? HARK_ERR_PERMISSION : HARK_ERR_IO;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		if (n == cap) {
-			char **nn;
-
-			cap = cap ? cap * 2 : 32;
-			if (cap > MAX_INPUTS) {
-				rc = HARK_ERR_LIMIT;
-				goto out;
-			}
-			nn = realloc(names, cap * sizeof(*nn));
-			if (!nn) {
-				rc = HARK_ERR_NOMEM;
-				goto out;
-			}
-			names = nn;
-		}
-		names[n] = strdup(e->d_name);
-		if (!names[n]) {
-			rc = HARK_ERR_NOMEM;
-			goto out;
-		}
-		n++;
-	}
-	if (n > 1)
-		qsort(names, n, sizeof(*names), cmp_names);
-	for (size_t i = 0; i < n && rc == HARK_OK; i++) {
-		char path[4096];
-		struct stat st;
-
-		if (snprintf(path, sizeof(path), "%s/%s", dir, names[i]) >= (int)sizeof(path))
-			continue;
-		if (stat(path, &st) != 0)
-			continue;
-		if (S_ISDIR(st.st_mode)) {
-			if (o->recursive && depth < MAX_DEPTH)
-				rc = expand_dir(o, path, depth + 1);
-		} else if (S_ISREG(st.st_mode)) {
-			rc = add_input(o, path, 1);
-		}
-	}
-out:
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-	closedir(d);
-	return rc;
+	return hark_cli_expand_dir(dir, o->recursive, NULL, add_from_dir, o);
 }
 
 static int parse_args(int argc, char **argv, struct opts *o)
@@ -388,56 +331,15 @@ static void stem_of(const char *path, char *buf, size_t len)
 		*dot = '\0';
 }
 
-static int mkdir_p(const char *dir)
-{
-	char buf[4096];
-	size_t len = strlen(dir);
-
-	if (len == 0 || len >= sizeof(buf))
-		return HARK_ERR_INVALID_ARG;
-	memcpy(buf, dir, len + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-			return errno == EACCES ? HARK_ERR_PERMISSION : HARK_ERR_IO;
-		*p = '/';
-	}
-	if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-		return errno == EACCES ? HARK_ERR_PERMISSION : HARK_ERR_IO;
-	return HARK_OK;
-}
-
-/* Writes data to dir/stem.ext atomically (temp file + rename). */
+/* Writes data to dir/stem.ext atomically. */
 static int write_file(const char *dir, const char *stem, const char *ext, const char *data,
 		      size_t len, char *err, size_t errlen)
 {
-	char path[4096], tmp[4200];
-	FILE *f;
-	int rc = HARK_OK;
+	char name[1100];
 
-	if (snprintf(path, sizeof(path), "%s/%s.%s", dir, stem, ext) >= (int)sizeof(path))
+	if (snprintf(name, sizeof(name), "%s.%s", stem, ext) >= (int)sizeof(name))
 		return HARK_ERR_INVALID_ARG;
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-	f = fopen(tmp, "wb");
-	if (!f) {
-		hark_errbuf_set(err, errlen, "cannot write %s: %s", path, strerror(errno));
-		return errno == EACCES ? HARK_ERR_PERMISSION : HARK_ERR_IO;
-	}
-	if (fwrite(data, 1, len, f) != len)
-		rc = HARK_ERR_IO;
-	if (fflush(f) != 0)
-		rc = HARK_ERR_IO;
-	if (fclose(f) != 0)
-		rc = HARK_ERR_IO;
-	if (rc == HARK_OK && rename(tmp, path) != 0)
-		rc = HARK_ERR_IO;
-	if (rc != HARK_OK) {
-		hark_errbuf_set(err, errlen, "cannot write %s: %s", path, strerror(errno));
-		unlink(tmp);
-	}
-	return rc;
+	return hark_cli_write_file(dir, name, data, len, err, errlen);
 }
 
 /* Emits every selected format of t to stdout or into o->out_dir. */
@@ -533,7 +435,7 @@ int hark_cli_transcribe(int argc, char **argv)
 			size_t before = o.n_inputs;
 
 			if (stat(args[i].path, &st) == 0 && S_ISDIR(st.st_mode)) {
-				rc = expand_dir(&o, args[i].path, 0);
+				rc = expand_dir(&o, args[i].path);
 				if (rc == HARK_OK && o.n_inputs == before)
 					rc = add_input(&o, args[i].path, 0); /* reported below */
 			} else {
@@ -554,7 +456,7 @@ int hark_cli_transcribe(int argc, char **argv)
 	}
 
 	if (o.out_dir) {
-		rc = mkdir_p(o.out_dir);
+		rc = hark_cli_mkdir_p(o.out_dir);
 		if (rc != HARK_OK) {
 			hark_cli_error(o.out_dir, rc, "cannot create output directory");
 			free_opts(&o);

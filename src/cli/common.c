@@ -1,13 +1,17 @@
 /*
  * Shared CLI plumbing: exit codes derived from hark_err, one-line error
- * reports (text on stderr, JSON objects for machine consumers), and the
- * progress bar drawn on stderr when it is a terminal.
+ * reports (text on stderr, JSON objects for machine consumers), the
+ * progress bar drawn on stderr when it is a terminal, and the file helpers
+ * the commands share (folder expansion, mkdir -p, atomic output files).
  */
+#include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -148,4 +152,135 @@ void hark_progress_free(struct hark_progress *p)
 		fflush(stderr);
 	}
 	free(p);
+}
+
+/* ---- files ------------------------------------------------------------------------------- */
+
+#define EXPAND_MAX_ENTRIES 100000
+#define EXPAND_MAX_DEPTH 16
+
+int hark_cli_mkdir_p(const char *dir)
+{
+	char buf[4096];
+	size_t len = dir ? strlen(dir) : 0;
+
+	if (len == 0 || len >= sizeof(buf))
+		return HARK_ERR_INVALID_ARG;
+	memcpy(buf, dir, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+			return errno == EACCES ? HARK_ERR_PERMISSION : HARK_ERR_IO;
+		*p = '/';
+	}
+	if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+		return errno == EACCES ? HARK_ERR_PERMISSION : HARK_ERR_IO;
+	return HARK_OK;
+}
+
+int hark_cli_write_file(const char *dir, const char *name, const char *data, size_t len,
+			char *err, size_t errlen)
+{
+	char path[4096], tmp[4200];
+	FILE *f;
+	int e = 0;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
+		return HARK_ERR_INVALID_ARG;
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+	f = fopen(tmp, "wb");
+	if (!f) {
+		e = errno;
+		snprintf(err, errlen, "cannot write %s: %s", path, strerror(e));
+		return e == EACCES ? HARK_ERR_PERMISSION : HARK_ERR_IO;
+	}
+	if (fwrite(data, 1, len, f) != len || fflush(f) != 0)
+		e = errno ? errno : EIO;
+	if (fclose(f) != 0 && !e)
+		e = errno ? errno : EIO;
+	if (!e && rename(tmp, path) != 0)
+		e = errno ? errno : EIO;
+	if (e) {
+		snprintf(err, errlen, "cannot write %s: %s", path, strerror(e));
+		unlink(tmp);
+		return e == EACCES ? HARK_ERR_PERMISSION : HARK_ERR_IO;
+	}
+	return HARK_OK;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int expand(const char *dir, int recursive, int depth,
+		  int (*accept)(const char *name, void *ud), int (*add)(const char *path, void *ud),
+		  void *ud)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	int rc = HARK_OK;
+
+	if (!d)
+		return errno == EACCES ? HARK_ERR_PERMISSION : HARK_ERR_IO;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (n == cap) {
+			char **nn;
+
+			cap = cap ? cap * 2 : 32;
+			if (cap > EXPAND_MAX_ENTRIES) {
+				rc = HARK_ERR_LIMIT;
+				goto out;
+			}
+			nn = realloc(names, cap * sizeof(*nn));
+			if (!nn) {
+				rc = HARK_ERR_NOMEM;
+				goto out;
+			}
+			names = nn;
+		}
+		names[n] = strdup(e->d_name);
+		if (!names[n]) {
+			rc = HARK_ERR_NOMEM;
+			goto out;
+		}
+		n++;
+	}
+	if (n > 1)
+		qsort(names, n, sizeof(*names), cmp_names);
+	for (size_t i = 0; i < n && rc == HARK_OK; i++) {
+		char path[4096];
+		struct stat st;
+
+		if (snprintf(path, sizeof(path), "%s/%s", dir, names[i]) >= (int)sizeof(path))
+			continue;
+		if (stat(path, &st) != 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			if (recursive && depth < EXPAND_MAX_DEPTH)
+				rc = expand(path, recursive, depth + 1, accept, add, ud);
+		} else if (S_ISREG(st.st_mode) && (!accept || accept(names[i], ud))) {
+			rc = add(path, ud);
+		}
+	}
+out:
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	closedir(d);
+	return rc;
+}
+
+int hark_cli_expand_dir(const char *dir, int recursive, int (*accept)(const char *name, void *ud),
+			int (*add)(const char *path, void *ud), void *ud)
+{
+	if (!dir || !add)
+		return HARK_ERR_INVALID_ARG;
+	return expand(dir, recursive, 0, accept, add, ud);
 }

@@ -1630,6 +1630,8 @@ static void start_upload_submit(struct hark_req *r)
 		}
 		/* subscribe before the job exists so that its end cannot be missed */
 		hark_hub_subscribe(r->srv->hub, &s->sub, r->job_id);
+		/* the answer comes when the job ends, however long it runs */
+		hark_server_hold(r);
 		if (hark_server_submit(r, submit_upload_task, openai_submit_done) != HARK_OK) {
 			hark_hub_unsubscribe(r->srv->hub, &s->sub);
 			r->retry_after = 1;

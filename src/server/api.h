@@ -295,6 +295,11 @@ int64_t hark_server_request_bytes(struct hark_req *r);
 struct hark_stream *hark_server_stream_new(struct hark_req *r, int kind, int64_t after_seq);
 /* The history is loaded (or failed): start writing. */
 void hark_server_stream_ready(struct hark_req *r);
+/* Service thread: r waits (body complete) for a job that may run for a long
+ * time before anything is written: disarms the connection's pending timeout
+ * (libwebsockets otherwise closes it client_timeout_s + 5 s after the last
+ * body bytes of a chunked upload). A dead client still ends the wait. */
+void hark_server_hold(struct hark_req *r);
 
 /* Upload queue (service thread): appends file bytes for the writer task,
  * pausing the connection above the high-water mark. */

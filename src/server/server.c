@@ -1043,6 +1043,12 @@ struct hark_stream *hark_server_stream_new(struct hark_req *r, int kind, int64_t
 	return s;
 }
 
+void hark_server_hold(struct hark_req *r)
+{
+	if (r && r->wsi)
+		lws_set_timeout(r->wsi, NO_PENDING_TIMEOUT, 0);
+}
+
 void hark_server_stream_ready(struct hark_req *r)
 {
 	if (!r->stream || !r->wsi)
