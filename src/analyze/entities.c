@@ -13,6 +13,7 @@
  */
 #include "analyze/entities.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,8 +130,47 @@ static const char *const first_names[] = {
 	"sam", "sarah", "scott", "steve", "steven", "sue", "susan", "thomas", "tim", "tom",
 	"tony", "william", "jane", NULL};
 
+/* The word lists sorted once (for binary search): in_list runs for every
+ * token several times, and a linear scan of the stop words dominated the
+ * extraction time on long meetings. */
+static const char *const *const all_lists[] = {stop_words, fillers, calendar, connectors,
+						abbrevs, titles, org_words, role_words,
+						tech_acronyms, first_names};
+#define N_LISTS (sizeof(all_lists) / sizeof(all_lists[0]))
+static const char **sorted_lists[N_LISTS];
+static size_t sorted_len[N_LISTS];
+static pthread_once_t lists_once = PTHREAD_ONCE_INIT;
+
+static int cmp_cstr(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void sort_lists(void)
+{
+	for (size_t l = 0; l < N_LISTS; l++) {
+		size_t n = 0;
+		const char **v;
+
+		while (all_lists[l][n])
+			n++;
+		v = malloc((n ? n : 1) * sizeof(*v));
+		if (!v)
+			continue; /* in_list falls back to a scan */
+		memcpy(v, all_lists[l], n * sizeof(*v));
+		qsort(v, n, sizeof(*v), cmp_cstr);
+		sorted_lists[l] = v;
+		sorted_len[l] = n;
+	}
+}
+
 static int in_list(const char *w, const char *const *list)
 {
+	pthread_once(&lists_once, sort_lists);
+	for (size_t l = 0; l < N_LISTS; l++)
+		if (all_lists[l] == list && sorted_lists[l])
+			return bsearch(&w, sorted_lists[l], sorted_len[l], sizeof(char *), cmp_cstr) !=
+			       NULL;
 	for (size_t i = 0; list[i]; i++)
 		if (strcmp(list[i], w) == 0)
 			return 1;
@@ -298,6 +338,7 @@ struct cand {
 struct tok {
 	size_t s, e;
 	int cap, allcaps, brk, digit, alpha_lower;
+	int excl;          /* stop word, filler or calendar word (computed once) */
 	char low[LOW_LEN];
 	int long_tok;
 };
@@ -404,10 +445,14 @@ static int add_occ(struct ctx *c, size_t cand, size_t off, size_t len, int initi
 
 /* ------------------------------------------------------ token tests ---- */
 
+static int excluded_word(const char *low)
+{
+	return in_list(low, stop_words) || in_list(low, fillers) || in_list(low, calendar);
+}
+
 static int excluded(const struct tok *t)
 {
-	return in_list(t->low, stop_words) || in_list(t->low, fillers) ||
-	       in_list(t->low, calendar);
+	return t->excl;
 }
 
 static int is_title(const struct tok *t)
@@ -749,6 +794,7 @@ static int scan_turn(struct ctx *c, size_t t)
 		tk->digit = digit > 0;
 		tk->alpha_lower = upper <= 1 && digit == 0 && other == 0 && lower > 0 &&
 				  (upper == 0 || tk->cap);
+		tk->excl = excluded_word(tk->low);
 		prev_end = b;
 	}
 	return process_sentence(c);

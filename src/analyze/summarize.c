@@ -549,6 +549,18 @@ static void progress(const struct hark_summarize_params *p, double done)
 		p->progress(done, p->progress_user_data);
 }
 
+struct posting {
+	uint32_t sent; /* candidate index */
+	float w;       /* the term's weight in that sentence */
+};
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
 /*
  * Ranks the candidates cand[0..nc) by PageRank over the cosine graph (each
  * node keeping its max_neighbors strongest edges); scores go to
@@ -559,7 +571,11 @@ static int textrank(struct sents *ss, const size_t *cand, size_t nc,
 {
 	size_t *off = NULL, n_edges = 0, cap_edges = 0;
 	struct edge *e = NULL, *row = NULL;
-	double *rowsum = NULL, *r = NULL, *nr = NULL;
+	double *rowsum = NULL, *r = NULL, *nr = NULL, *acc = NULL;
+	size_t *poff = NULL, n_terms = 0, n_post = 0;
+	uint32_t *touched = NULL;
+	unsigned char *mark = NULL;
+	struct posting *post = NULL;
 	int rc = HARK_ERR_NOMEM;
 
 	*iters = 0;
@@ -570,8 +586,53 @@ static int textrank(struct sents *ss, const size_t *cand, size_t nc,
 	rowsum = calloc(nc, sizeof(*rowsum));
 	r = malloc(nc * sizeof(*r));
 	nr = malloc(nc * sizeof(*nr));
-	if (!off || !row || !rowsum || !r || !nr)
+	acc = calloc(nc, sizeof(*acc));
+	touched = malloc(nc * sizeof(*touched));
+	mark = calloc(nc, 1);
+	if (!off || !row || !rowsum || !r || !nr || !acc || !touched || !mark)
 		goto out;
+	/* Inverted index over the candidates' terms: the cosine of i with every
+	 * other sentence is accumulated through the postings of i's terms, so
+	 * pairs without a shared term cost nothing (the products are summed in
+	 * the same term order as cosine(), so the values are identical). */
+	for (size_t i = 0; i < nc; i++) {
+		const struct sent *a = &ss->a[cand[i]];
+
+		n_post += a->nt;
+		for (size_t k = 0; k < a->nt; k++)
+			if ((size_t)a->terms[k] + 1 > n_terms)
+				n_terms = (size_t)a->terms[k] + 1;
+	}
+	poff = calloc(n_terms + 1, sizeof(*poff));
+	post = malloc((n_post ? n_post : 1) * sizeof(*post));
+	if (!poff || !post)
+		goto out;
+	for (size_t i = 0; i < nc; i++) {
+		const struct sent *a = &ss->a[cand[i]];
+
+		for (size_t k = 0; k < a->nt; k++)
+			poff[a->terms[k] + 1]++;
+	}
+	for (size_t t = 0; t < n_terms; t++)
+		poff[t + 1] += poff[t];
+	{
+		size_t *fill = calloc(n_terms ? n_terms : 1, sizeof(*fill));
+
+		if (!fill)
+			goto out;
+		for (size_t i = 0; i < nc; i++) {
+			const struct sent *a = &ss->a[cand[i]];
+
+			for (size_t k = 0; k < a->nt; k++) {
+				size_t t = a->terms[k];
+				struct posting *pp = &post[poff[t] + fill[t]++];
+
+				pp->sent = (uint32_t)i;
+				pp->w = a->w[k];
+			}
+		}
+		free(fill);
+	}
 	for (size_t i = 0; i < nc; i++) {
 		size_t k = 0;
 
@@ -583,16 +644,38 @@ static int textrank(struct sents *ss, const size_t *cand, size_t nc,
 			/* the graph is ~90% of the work */
 			progress(p, 0.05 + 0.85 * (double)i / (double)nc);
 		}
-		for (size_t j = 0; j < nc; j++) {
-			double c;
+		{
+			const struct sent *a = &ss->a[cand[i]];
+			size_t nt = 0;
 
-			if (j == i)
-				continue;
-			c = cosine(&ss->a[cand[i]], &ss->a[cand[j]]);
-			if (c > 1e-9) {
-				row[k].to = (uint32_t)j;
-				row[k].w = (float)c;
-				k++;
+			for (size_t q = 0; q < a->nt; q++) {
+				size_t t = a->terms[q];
+
+				for (size_t x = poff[t]; x < poff[t + 1]; x++) {
+					uint32_t j = post[x].sent;
+
+					if (j == i)
+						continue;
+					if (!mark[j]) {
+						mark[j] = 1;
+						touched[nt++] = j;
+					}
+					acc[j] += (double)a->w[q] * post[x].w;
+				}
+			}
+			if (nt > 1)
+				qsort(touched, nt, sizeof(*touched), cmp_u32);
+			for (size_t x = 0; x < nt; x++) {
+				uint32_t j = touched[x];
+				double c = acc[j];
+
+				acc[j] = 0;
+				mark[j] = 0;
+				if (c > 1e-9) {
+					row[k].to = j;
+					row[k].w = (float)c;
+					k++;
+				}
 			}
 		}
 		if (k > p->max_neighbors) {
@@ -650,6 +733,11 @@ static int textrank(struct sents *ss, const size_t *cand, size_t nc,
 		ss->a[cand[i]].score = r[i];
 	rc = HARK_OK;
 out:
+	free(acc);
+	free(touched);
+	free(mark);
+	free(poff);
+	free(post);
 	if (rc == HARK_ERR_NOMEM)
 		set_err(err, errlen, "summarize: out of memory");
 	else if (rc == HARK_ERR_CANCELED)
