@@ -647,6 +647,7 @@ struct chunk_res {
 	char *json;         /* result slice, NULL = missing/failed */
 	int failed;
 	int sent;
+	size_t m_off, m_n;  /* its meetings: run_ctx.res_meet[m_off .. m_off + m_n) */
 };
 
 static int cmp_chunk_res(const void *a, const void *b)
@@ -675,6 +676,8 @@ struct run_ctx {
 	int store_err;
 	struct hark_pipeline_stats *stats;
 	pthread_mutex_t *stats_mu;   /* held around stats updates while reduces run in parallel */
+	struct reduce_pool *pool;    /* reduces started while extraction still runs */
+	size_t *res_meet;            /* meeting indices per unique chunk (see chunk_res) */
 };
 
 static int canceled(const struct hark_pipeline_params *p)
@@ -710,6 +713,9 @@ static int compute_params_sha(const struct hark_pipeline_params *p, const char *
 
 /* ---- LLM map step ---------------------------------------------------------------------------- */
 
+static void pool_chunk_settled(struct run_ctx *rc, const struct chunk_res *r);
+static int pool_start(struct run_ctx *rc, struct mtg *m, size_t n);
+
 static void on_chunk(size_t index, const char *json, int err, const char *msg, void *ud)
 {
 	struct run_ctx *rc = ud;
@@ -732,6 +738,7 @@ static void on_chunk(size_t index, const char *json, int err, const char *msg, v
 	} else {
 		r->failed = 1;
 	}
+	pool_chunk_settled(rc, r);
 }
 
 static void on_extract_progress(size_t done, size_t total, void *ud)
@@ -740,7 +747,11 @@ static void on_extract_progress(size_t done, size_t total, void *ud)
 
 	rc->batches_done = done;
 	rc->batches_total = total;
+	if (rc->stats_mu)
+		pthread_mutex_lock(rc->stats_mu);
 	progress(rc->p, HARK_PIPELINE_EXTRACT, done, total);
+	if (rc->stats_mu)
+		pthread_mutex_unlock(rc->stats_mu);
 }
 
 static int on_extract_cancel(void *ud)
@@ -834,8 +845,13 @@ static int llm_map(struct run_ctx *rc, struct mtg *m, size_t n, char *err, size_
 	lp.user_data = rc;
 	progress(p, HARK_PIPELINE_EXTRACT, 0,
 		 (rc->n_pending + p->batch_chunks - 1) / (p->batch_chunks ? p->batch_chunks : 1));
+	ret = pool_start(rc, m, n);
+	if (ret != HARK_OK)
+		goto out;
 	ret = hark_llm_minutes_extract(p->llm, in, rc->n_pending, &lp, on_chunk, rc, &ls);
 	if (rc->stats) {
+		if (rc->stats_mu)
+			pthread_mutex_lock(rc->stats_mu);
 		rc->stats->chunks_sent += rc->n_pending;
 		rc->stats->llm_requests += ls.requests;
 		rc->stats->tokens_in += ls.tokens_in;
@@ -844,6 +860,8 @@ static int llm_map(struct run_ctx *rc, struct mtg *m, size_t n, char *err, size_
 		for (size_t i = 0; i < rc->n_pending; i++)
 			if (!rc->pending[i]->json)
 				rc->stats->chunks_failed++;
+		if (rc->stats_mu)
+			pthread_mutex_unlock(rc->stats_mu);
 	}
 	if (ret == HARK_OK && canceled(p))
 		ret = HARK_ERR_CANCELED;
@@ -1210,17 +1228,42 @@ static int llm_reduce(struct run_ctx *rc, struct mtg *m, char *err, size_t errle
 	return ret;
 }
 
-/* ---- parallel reduce ------------------------------------------------------------------------ */
+/* ---- reduce, overlapped with extraction ---------------------------------------------------- */
 
+/*
+ * Each meeting's reduce (an LLM call whose latency dominates) starts as soon
+ * as the last of its chunks has settled, on a small pool of threads, while
+ * the extraction of other meetings' chunks is still in flight; the LLM layer
+ * bounds concurrency and rate for both. Shared state is under mu: the queue,
+ * the per-meeting counters, progress reports and run statistics.
+ */
 #define MAX_REDUCE_THREADS 64
 
 struct reduce_pool {
 	struct run_ctx *rc;
 	struct mtg *m;
-	size_t n, next, done, total;
-	int canceled;
+	size_t n;
+	size_t *remaining;     /* per meeting: chunks still being extracted */
+	unsigned char *queued; /* per meeting */
+	size_t *queue;         /* meeting indices, FIFO */
+	size_t qhead, qtail;
+	size_t done, total;
+	int closing, canceled, started;
+	pthread_t th[MAX_REDUCE_THREADS];
+	size_t n_threads;
 	pthread_mutex_t mu;
+	pthread_cond_t cv;
 };
+
+/* Under mu. */
+static void pool_enqueue(struct reduce_pool *rp, size_t i)
+{
+	if (rp->queued[i] || !rp->m[i].active)
+		return;
+	rp->queued[i] = 1;
+	rp->queue[rp->qtail++] = i;
+	pthread_cond_signal(&rp->cv);
+}
 
 static void *reduce_worker(void *arg)
 {
@@ -1232,26 +1275,29 @@ static void *reduce_worker(void *arg)
 		int r;
 
 		pthread_mutex_lock(&rp->mu);
-		while (rp->next < rp->n && !rp->m[rp->next].active)
-			rp->next++;
-		if (rp->next >= rp->n || rp->canceled) {
+		while (rp->qhead == rp->qtail && !rp->closing && !rp->canceled)
+			pthread_cond_wait(&rp->cv, &rp->mu);
+		if (rp->canceled || rp->qhead == rp->qtail) {
 			pthread_mutex_unlock(&rp->mu);
 			break;
 		}
-		i = rp->next++;
+		i = rp->queue[rp->qhead++];
 		pthread_mutex_unlock(&rp->mu);
 		if (canceled(rp->rc->p)) {
 			pthread_mutex_lock(&rp->mu);
 			rp->canceled = 1;
+			pthread_cond_broadcast(&rp->cv);
 			pthread_mutex_unlock(&rp->mu);
 			break;
 		}
 		r = llm_reduce(rp->rc, &rp->m[i], e, sizeof(e));
 		pthread_mutex_lock(&rp->mu);
-		if (r == HARK_ERR_CANCELED)
+		if (r == HARK_ERR_CANCELED) {
 			rp->canceled = 1;
-		else if (r != HARK_OK)
+			pthread_cond_broadcast(&rp->cv);
+		} else if (r != HARK_OK) {
 			fail_meeting(&rp->m[i], r, e);
+		}
 		rp->done++;
 		progress(rp->rc->p, HARK_PIPELINE_REDUCE, rp->done, rp->total);
 		pthread_mutex_unlock(&rp->mu);
@@ -1259,39 +1305,174 @@ static void *reduce_worker(void *arg)
 	return NULL;
 }
 
-/* Reduces every active meeting, several at a time: each reduce is an LLM
- * call whose latency dominates, and the LLM layer bounds concurrency and
- * rate, so meetings are handed to a small pool of threads. */
-static int reduce_all(struct run_ctx *rc, struct mtg *m, size_t n)
+/* A chunk's extraction settled (ok or failed): meetings whose last chunk
+ * this was can be reduced. Calling thread. */
+static void pool_chunk_settled(struct run_ctx *rc, const struct chunk_res *r)
 {
-	struct reduce_pool rp;
-	pthread_t th[MAX_REDUCE_THREADS];
-	size_t nt = 0, active = 0;
+	struct reduce_pool *rp = rc->pool;
 
-	for (size_t i = 0; i < n; i++)
-		active += m[i].active != 0;
-	if (active == 0)
-		return HARK_OK;
-	memset(&rp, 0, sizeof(rp));
-	rp.rc = rc;
-	rp.m = m;
-	rp.n = n;
-	rp.total = active;
-	if (pthread_mutex_init(&rp.mu, NULL) != 0)
-		return HARK_ERR_NOMEM;
-	rc->stats_mu = &rp.mu;
-	for (size_t t = 0; t < active && t < MAX_REDUCE_THREADS; t++) {
-		if (pthread_create(&th[nt], NULL, reduce_worker, &rp) != 0)
-			break;
-		nt++;
+	if (!rp || !rp->started)
+		return;
+	pthread_mutex_lock(&rp->mu);
+	for (size_t k = 0; k < r->m_n; k++) {
+		size_t i = rc->res_meet[r->m_off + k];
+
+		if (rp->remaining[i] > 0 && --rp->remaining[i] == 0)
+			pool_enqueue(rp, i);
 	}
-	if (nt == 0)
-		reduce_worker(&rp);
-	for (size_t t = 0; t < nt; t++)
-		pthread_join(th[t], NULL);
-	rc->stats_mu = NULL;
-	pthread_mutex_destroy(&rp.mu);
-	return rp.canceled ? HARK_ERR_CANCELED : HARK_OK;
+	pthread_mutex_unlock(&rp->mu);
+}
+
+static int cmp_pair(const void *a, const void *b)
+{
+	const size_t *x = a, *y = b;
+
+	if (x[0] != y[0])
+		return x[0] < y[0] ? -1 : 1;
+	return (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+/* Builds the chunk -> meetings map and the per-meeting counters (from the
+ * chunks still to extract), queues the meetings with nothing left to
+ * extract, and starts the threads. */
+static int pool_start(struct run_ctx *rc, struct mtg *m, size_t n)
+{
+	struct reduce_pool *rp = rc->pool;
+	size_t total = 0, np = 0, *pairs = NULL;
+
+	if (!rp || rp->started)
+		return HARK_OK;
+	for (size_t i = 0; i < n; i++)
+		if (m[i].active)
+			total += m[i].chunks.n;
+	pairs = malloc((total ? total : 1) * 2 * sizeof(*pairs));
+	rc->res_meet = malloc((total ? total : 1) * sizeof(*rc->res_meet));
+	if (!pairs || !rc->res_meet) {
+		free(pairs);
+		return HARK_ERR_NOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!m[i].active)
+			continue;
+		for (size_t k = 0; k < m[i].chunks.n; k++) {
+			struct chunk_res *r = find_res(rc->res, rc->n_res, m[i].chunks.chunks[k].sha256);
+
+			if (!r)
+				continue;
+			pairs[2 * np] = (size_t)(r - rc->res);
+			pairs[2 * np + 1] = i;
+			np++;
+		}
+	}
+	qsort(pairs, np, 2 * sizeof(*pairs), cmp_pair);
+	{
+		size_t w = 0;
+
+		for (size_t x = 0; x < np; x++) {
+			if (w > 0 && pairs[2 * (w - 1)] == pairs[2 * x] &&
+			    pairs[2 * (w - 1) + 1] == pairs[2 * x + 1])
+				continue; /* a chunk twice in one meeting counts once */
+			pairs[2 * w] = pairs[2 * x];
+			pairs[2 * w + 1] = pairs[2 * x + 1];
+			w++;
+		}
+		np = w;
+	}
+	for (size_t x = 0; x < rc->n_res; x++)
+		rc->res[x].m_n = 0;
+	for (size_t x = 0; x < np; x++) {
+		struct chunk_res *r = &rc->res[pairs[2 * x]];
+
+		if (r->m_n == 0)
+			r->m_off = x;
+		r->m_n++;
+		rc->res_meet[x] = pairs[2 * x + 1];
+		if (r->sent)
+			rp->remaining[pairs[2 * x + 1]]++;
+	}
+	free(pairs);
+	rp->started = 1;
+	pthread_mutex_lock(&rp->mu);
+	for (size_t i = 0; i < n; i++)
+		if (m[i].active && rp->remaining[i] == 0)
+			pool_enqueue(rp, i);
+	pthread_mutex_unlock(&rp->mu);
+	for (size_t t = 0; t < rp->total && t < MAX_REDUCE_THREADS; t++) {
+		if (pthread_create(&rp->th[rp->n_threads], NULL, reduce_worker, rp) != 0)
+			break;
+		rp->n_threads++;
+	}
+	return HARK_OK;
+}
+
+static int pool_init(struct reduce_pool *rp, struct run_ctx *rc, struct mtg *m, size_t n)
+{
+	memset(rp, 0, sizeof(*rp));
+	rp->rc = rc;
+	rp->m = m;
+	rp->n = n;
+	for (size_t i = 0; i < n; i++)
+		rp->total += m[i].active != 0;
+	rp->remaining = calloc(n ? n : 1, sizeof(*rp->remaining));
+	rp->queued = calloc(n ? n : 1, 1);
+	rp->queue = calloc(n ? n : 1, sizeof(*rp->queue));
+	if (!rp->remaining || !rp->queued || !rp->queue) {
+		free(rp->remaining);
+		free(rp->queued);
+		free(rp->queue);
+		return HARK_ERR_NOMEM;
+	}
+	if (pthread_mutex_init(&rp->mu, NULL) != 0) {
+		free(rp->remaining);
+		free(rp->queued);
+		free(rp->queue);
+		return HARK_ERR_NOMEM;
+	}
+	if (pthread_cond_init(&rp->cv, NULL) != 0) {
+		pthread_mutex_destroy(&rp->mu);
+		free(rp->remaining);
+		free(rp->queued);
+		free(rp->queue);
+		return HARK_ERR_NOMEM;
+	}
+	rc->pool = rp;
+	rc->stats_mu = &rp->mu;
+	return HARK_OK;
+}
+
+/* Extraction is over (or never started): every active meeting not queued
+ * yet is queued, the queue drains, the threads end. canceled: stop instead.
+ * Returns HARK_ERR_CANCELED when a reduce saw the cancel. */
+static int pool_finish(struct reduce_pool *rp, int cancel)
+{
+	int ret;
+
+	if (!rp->started) {
+		/* nothing was extracted in this run: reduce everything from here */
+		pool_start(rp->rc, rp->m, rp->n);
+	}
+	pthread_mutex_lock(&rp->mu);
+	if (cancel)
+		rp->canceled = 1;
+	else
+		for (size_t i = 0; i < rp->n; i++)
+			pool_enqueue(rp, i);
+	rp->closing = 1;
+	pthread_cond_broadcast(&rp->cv);
+	pthread_mutex_unlock(&rp->mu);
+	if (rp->n_threads == 0 && !cancel)
+		reduce_worker(rp); /* no thread could start: reduce here */
+	for (size_t t = 0; t < rp->n_threads; t++)
+		pthread_join(rp->th[t], NULL);
+	ret = rp->canceled ? HARK_ERR_CANCELED : HARK_OK;
+	rp->rc->pool = NULL;
+	rp->rc->stats_mu = NULL;
+	pthread_cond_destroy(&rp->cv);
+	pthread_mutex_destroy(&rp->mu);
+	free(rp->remaining);
+	free(rp->queued);
+	free(rp->queue);
+	return ret;
 }
 
 int hark_pipeline_run(struct hark_store *st, const struct hark_pipeline_input *in, size_t n,
@@ -1440,12 +1621,16 @@ int hark_pipeline_run(struct hark_store *st, const struct hark_pipeline_input *i
 	/* LLM map + reduce */
 	if (p.llm) {
 		double tl = mono_now();
+		struct reduce_pool rp;
+		int fin;
 
-		ret = llm_map(&rc, m, n, err, errlen);
+		ret = pool_init(&rp, &rc, m, n);
 		if (ret != HARK_OK)
 			goto out;
+		ret = llm_map(&rc, m, n, err, errlen);
+		fin = pool_finish(&rp, ret != HARK_OK);
 		if (ret == HARK_OK)
-			ret = reduce_all(&rc, m, n);
+			ret = fin;
 		stats->llm_seconds = mono_now() - tl;
 		if (ret != HARK_OK)
 			goto out;
@@ -1494,6 +1679,7 @@ out:
 		free(rc.res[i].json);
 	free(rc.res);
 	free(rc.pending);
+	free(rc.res_meet);
 	for (size_t i = 0; i < n && m; i++)
 		mtg_clear(&m[i]);
 	free(m);
