@@ -10,10 +10,10 @@
 #     500 RPM and 1,000,000 TPM and latency uniform in 15-40 simulated
 #     seconds, for batch sizes 5, 10 and 20 (each on a fresh store, then a
 #     rerun that must send nothing), reported in simulated time against the
-#     rate-limit bound from the simulator's own log. A per-meeting table of
-#     what the LLM path found comes with the first batch size (the
-#     simulator's replies are synthetic: the table shows the plumbing, not
-#     a model's quality).
+#     rate-limit bound from the simulator's own log;
+#  3. the LLM path on the shared meetings with a per-meeting table of what it
+#     found (the simulator's replies are synthetic: the table shows the
+#     plumbing, not a model's quality).
 # Builds nothing (build first). Run on an idle machine.
 #   usage: bench/bench_analyze.sh [BUILD_DIR]
 #   env:   TIME_SCALE (30)  BATCHES ("5 10 20")  HARK_SHARED (../shared)
@@ -89,13 +89,14 @@ mkdir -p "$tmp/corpus"
 echo "## LLM path (hark-llm-sim: $RPM RPM, $TPM TPM, latency 15-40 s, time scale $TIME_SCALE)"
 echo
 status=0
-first=1
 for b in $BATCHES; do
-  args=(--llm "$tmp/llm.json" --sim-log "$tmp/sim.jsonl" --batch "$b" --rpm $RPM --tpm $TPM --runs 2)
-  [ "$first" = 1 ] && args+=(--table)
-  first=0
-  "$BENCH" --dir "$tmp/corpus" "${args[@]}" || status=1
+  "$BENCH" --dir "$tmp/corpus" --llm "$tmp/llm.json" --sim-log "$tmp/sim.jsonl" --batch "$b" \
+    --rpm $RPM --tpm $TPM --runs 2 || status=1
   echo
 done
+echo "## LLM path on the shared meetings (batch 10): what it finds per meeting"
+echo
+"$BENCH" --shared "$HARK_SHARED" --llm "$tmp/llm.json" --sim-log "$tmp/sim.jsonl" --batch 10 \
+  --rpm $RPM --tpm $TPM --runs 1 --table || status=1
 stop_sim
 exit $status

@@ -12,3 +12,7 @@ echo
 echo "## Whisper engine (random-weight models of real dimensions)"
 bench/bench_whisper.sh "$BUILD"
 bench/bench_serve.sh "$BUILD"
+echo
+bench/bench_llm.sh "$BUILD"
+echo
+bench/bench_analyze.sh "$BUILD"
