@@ -659,6 +659,7 @@ static struct chunk_res *find_res(struct chunk_res *v, size_t n, const char *sha
 {
 	struct chunk_res key;
 
+	memset(&key, 0, sizeof(key));
 	snprintf(key.sha, sizeof(key.sha), "%s", sha);
 	return bsearch(&key, v, n, sizeof(*v), cmp_chunk_res);
 }

@@ -2065,7 +2065,7 @@ static void search_task(struct hark_req *r)
 		return;
 	}
 	if (err[0])
-		hark_server_log("warn", "search fell back to BM25", "detail", err, NULL);
+		hark_server_log("warn", "search fell back to BM25", "detail", err, (char *)NULL);
 	o = hark_search_hits_to_json(r->q_text, hits, n);
 	hark_search_hits_free(hits, n);
 	hark_metrics_add(r->srv->metrics, "hark_searches_total",
