@@ -26,39 +26,24 @@
 #include "llm/llm.h"
 #include "llm/schema.h"
 #include "llmtest_util.h"
+#include "schema_util.h"
 #include "store/store.h"
 #include "wd_util.h"
 
-static char *source_file(const char *rel)
+static struct hark_llm_schema *load_schema(const char *name)
 {
-	const char *src = getenv("HARK_SOURCE_DIR");
-	char path[1024];
+	struct hark_llm_schema *s = su_schema_load(name);
 
-	snprintf(path, sizeof(path), "%s/%s", src ? src : ".", rel);
-	return lt_read_file(path, NULL);
-}
-
-static struct hark_llm_schema *load_schema(const char *rel)
-{
-	char *text = source_file(rel), err[256];
-	struct hark_llm_schema *s = NULL;
-
-	assert_non_null(text);
-	assert_int_equal(hark_llm_schema_compile(text, &s, err, sizeof(err)), HARK_OK);
-	free(text);
+	assert_non_null(s);
 	return s;
 }
 
 static void assert_valid(const struct hark_llm_schema *s, const char *json_text, const char *what)
 {
-	json_error_t je;
-	json_t *j = json_loads(json_text, 0, &je);
 	char err[512] = "";
 
-	assert_non_null(j);
-	if (hark_llm_schema_validate(s, j, err, sizeof(err)) != HARK_OK)
+	if (su_schema_check_text(s, json_text, err, sizeof(err)) != 0)
 		fail_msg("%s does not match its schema: %s", what, err);
-	json_decref(j);
 }
 
 static char *shared_path(const char *rel)
@@ -187,8 +172,8 @@ static void test_offline_formats(void **state)
 	in[2].date = "2024-03-04"; /* a Monday */
 	assert_int_equal(hark_pipeline_run(st, in, 5, NULL, out, &corpus, &stats, err, sizeof(err)),
 			 HARK_OK);
-	ms = load_schema("share/schemas/minutes.json");
-	gs = load_schema("share/schemas/graph.json");
+	ms = load_schema("minutes.json");
+	gs = load_schema("graph.json");
 	for (int i = 0; i < 5; i++) {
 		json_error_t je;
 		json_t *mj;

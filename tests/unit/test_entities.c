@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "analyze/entities.h"
+#include "schema_util.h"
 #include "analyze/graph.h"
 #include "analyze/meeting_text.h"
 #include "hark/hark.h"
@@ -62,45 +63,11 @@ static size_t count_type(const struct hark_graph *g, const char *type)
 	return n;
 }
 
-static char *read_all(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *b = malloc((size_t)n + 1);
-	assert_non_null(b);
-	assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-	b[n] = '\0';
-	fclose(f);
-	return b;
-}
-
 static struct hark_llm_schema *load_schema(void)
 {
-	char path[4096];
-	const char *src = getenv("HARK_SOURCE_DIR");
-	if (src && *src) {
-		snprintf(path, sizeof(path), "%s/share/schemas/graph.json", src);
-	} else {
-		snprintf(path, sizeof(path), "%s", __FILE__);
-		for (int i = 0; i < 3; i++) {
-			char *sl = strrchr(path, '/');
-			if (sl)
-				*sl = '\0';
-			else
-				snprintf(path, sizeof(path), ".");
-		}
-		strncat(path, "/share/schemas/graph.json", sizeof(path) - strlen(path) - 1);
-	}
-	char *text = read_all(path);
-	assert_non_null(text);
-	struct hark_llm_schema *s = NULL;
-	char err[256] = "";
-	assert_int_equal(hark_llm_schema_compile(text, &s, err, sizeof(err)), HARK_OK);
-	free(text);
+	struct hark_llm_schema *s = su_schema_load("graph.json");
+
+	assert_non_null(s);
 	return s;
 }
 

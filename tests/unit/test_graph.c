@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "analyze/graph.h"
+#include "schema_util.h"
 #include "hark/hark.h"
 #include "llm/schema.h"
 
@@ -51,48 +52,11 @@ static size_t resolve(struct hark_graph *g)
 	return merged;
 }
 
-static char *read_file(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *b = malloc((size_t)n + 1);
-	assert_non_null(b);
-	assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-	b[n] = '\0';
-	fclose(f);
-	return b;
-}
-
 static struct hark_llm_schema *load_schema(void)
 {
-	char path[4096];
-	const char *src = getenv("HARK_SOURCE_DIR");
-	if (src && *src) {
-		snprintf(path, sizeof(path), "%s/share/schemas/graph.json", src);
-	} else {
-		snprintf(path, sizeof(path), "%s", __FILE__);
-		for (int i = 0; i < 3; i++) {
-			char *sl = strrchr(path, '/');
-			if (sl)
-				*sl = '\0';
-			else
-				snprintf(path, sizeof(path), ".");
-		}
-		strncat(path, "/share/schemas/graph.json", sizeof(path) - strlen(path) - 1);
-	}
-	char *text = read_file(path);
-	assert_non_null(text);
-	struct hark_llm_schema *s = NULL;
-	char err[256] = "";
-	int rc = hark_llm_schema_compile(text, &s, err, sizeof(err));
-	if (rc)
-		print_error("schema: %s\n", err);
-	assert_int_equal(rc, HARK_OK);
-	free(text);
+	struct hark_llm_schema *s = su_schema_load("graph.json");
+
+	assert_non_null(s);
 	return s;
 }
 

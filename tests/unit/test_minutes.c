@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "analyze/minutes.h"
+#include "schema_util.h"
 #include "hark/hark.h"
 #include "llm/schema.h"
 
@@ -35,50 +36,12 @@ static char *xstrdup(const char *s)
 	return c;
 }
 
-/* Reads share/schemas/minutes.json from the source tree. */
-static char *read_schema_text(void)
-{
-	char path[4096];
-	const char *src = getenv("HARK_SOURCE_DIR");
-	FILE *f;
-	char *buf;
-	long len;
-
-	if (src && *src) {
-		snprintf(path, sizeof(path), "%s/share/schemas/minutes.json", src);
-	} else {
-		/* this file is <root>/tests/unit/test_minutes.c */
-		const char *me = __FILE__;
-		const char *cut = strstr(me, "tests/unit/test_minutes.c");
-
-		assert_non_null(cut);
-		snprintf(path, sizeof(path), "%.*sshare/schemas/minutes.json", (int)(cut - me), me);
-	}
-	f = fopen(path, "rb");
-	if (!f)
-		fail_msg("cannot open %s", path);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	len = ftell(f);
-	assert_true(len > 0);
-	rewind(f);
-	buf = malloc((size_t)len + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
-	buf[len] = '\0';
-	fclose(f);
-	return buf;
-}
-
 static struct hark_llm_schema *load_schema(void)
 {
-	struct hark_llm_schema *s = NULL;
-	char err[256] = "";
-	char *txt = read_schema_text();
-	int rc = hark_llm_schema_compile(txt, &s, err, sizeof(err));
+	struct hark_llm_schema *s = su_schema_load("minutes.json");
 
-	free(txt);
-	if (rc)
-		fail_msg("schema does not compile: %s", err);
+	if (!s)
+		fail_msg("share/schemas/minutes.json does not load");
 	return s;
 }
 

@@ -27,6 +27,7 @@
 #include "analyze/meeting_text.h"
 #include "analyze/minutes.h"
 #include "analyze/offline.h"
+#include "schema_util.h"
 #include "hark/hark.h"
 #include "llm/schema.h"
 
@@ -45,47 +46,12 @@ static int shared_missing;
 
 /* ------------------------------------------------------------ helpers --- */
 
-static char *read_file(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long len;
-
-	if (!f)
-		return NULL;
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	len = ftell(f);
-	rewind(f);
-	buf = malloc((size_t)len + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
-	buf[len] = '\0';
-	fclose(f);
-	return buf;
-}
-
 static struct hark_llm_schema *load_schema(void)
 {
-	char path[4096], err[256] = "";
-	const char *src = getenv("HARK_SOURCE_DIR");
-	struct hark_llm_schema *s = NULL;
-	char *txt;
+	struct hark_llm_schema *s = su_schema_load("minutes.json");
 
-	if (src && *src) {
-		snprintf(path, sizeof(path), "%s/share/schemas/minutes.json", src);
-	} else {
-		const char *me = __FILE__;
-		const char *cut = strstr(me, "tests/unit/test_offline.c");
-
-		assert_non_null(cut);
-		snprintf(path, sizeof(path), "%.*sshare/schemas/minutes.json", (int)(cut - me), me);
-	}
-	txt = read_file(path);
-	if (!txt)
-		fail_msg("cannot read %s", path);
-	if (hark_llm_schema_compile(txt, &s, err, sizeof(err)) != 0)
-		fail_msg("schema does not compile: %s", err);
-	free(txt);
+	if (!s)
+		fail_msg("share/schemas/minutes.json does not load");
 	return s;
 }
 

@@ -23,6 +23,8 @@
 
 #include "analyze/llm_minutes.h"
 #include "analyze/prompts.h"
+#include "schema_util.h"
+#include "wd_util.h"
 #include "hark/hark.h"
 #include "llm/schema.h"
 
@@ -30,26 +32,6 @@ static const char *const mine[] = {
 	"prompts/minutes_extract.md", "prompts/minutes_reduce.md", "schemas/minutes_extract.json",
 	"schemas/minutes_reduce.json", "prompts/graph_extract.md", "schemas/graph_extract.json",
 };
-
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long n;
-
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	buf[n] = 0;
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
-}
 
 static void write_file(const char *path, const char *data, size_t len)
 {
@@ -94,12 +76,12 @@ static void test_builtins(void **state)
 		assert_int_equal(strlen(text), len); /* NUL right after, none inside */
 		assert_true(hark_prompts_has_builtin(mine[i]));
 		if (src) {
-			char path[1024];
+			char path[1024], rel[256];
 			size_t flen = 0;
 			char *file;
 
-			snprintf(path, sizeof(path), "%s/share/%s", src, mine[i]);
-			file = slurp(path, &flen);
+			snprintf(rel, sizeof(rel), "share/%s", mine[i]);
+			file = wd_slurp(su_source_path(rel, path, sizeof(path)), &flen);
 			assert_non_null(file);
 			assert_int_equal(flen, len);
 			assert_memory_equal(file, text, len);
