@@ -198,7 +198,10 @@ static void pick_probe_word(const char *meeting_json, char *out, size_t n)
 			if (counts[j] > counts[best] ||
 			    (counts[j] == counts[best] && strcmp(words[j], words[best]) < 0))
 				best = j;
-		snprintf(out, n, "%s", words[best]);
+		size_t l = strnlen(words[best], n - 1);
+
+		memcpy(out, words[best], l);
+		out[l] = '\0';
 	}
 	json_decref(root);
 }
