@@ -1210,7 +1210,7 @@ static int llm_reduce(struct run_ctx *rc, struct mtg *m, char *err, size_t errle
 				     (const char *const *)m->chunk_json, m->d.year ? &m->d : NULL,
 				     &m->offline, &lp, &m->minutes, &m->graph, &ls, err, errlen);
 	if (ret == HARK_OK && err[0])
-		snprintf(m->out->warning, sizeof(m->out->warning), "%s", err);
+		hark_errbuf_set(m->out->warning, sizeof(m->out->warning), "%s", err);
 	if (ret == HARK_OK && m->out->chunks_failed)
 		snprintf(m->out->warning, sizeof(m->out->warning),
 			 "%zu of %zu chunks failed LLM extraction; their items are missing",
