@@ -487,11 +487,17 @@ static void test_llm_incremental(void **state)
 					     "\"max_output_tokens\":8192}]}",
 				      1, "k-analyze"),
 			 0);
-	cfg = lt_config(lt_fmt("{\"providers\":[{\"name\":\"sim\",\"base_url\":\"%s\","
+	{
+		char *cj = lt_fmt("{\"providers\":[{\"name\":\"sim\",\"base_url\":\"%s\","
 			       "\"api_key_env\":\"HARK_TEST_SIM_KEY\",\"models\":[{\"name\":\"m\","
 			       "\"context_window\":32768,\"max_output_tokens\":8192,"
 			       "\"max_concurrency\":8}]}],\"routes\":{\"default\":[\"sim/m\"]}}",
-			       sim.base));
+			       sim.base);
+
+		assert_non_null(cj);
+		cfg = lt_config(cj);
+		free(cj);
+	}
 	assert_non_null(cfg);
 	assert_int_equal(lt_mkdtemp(dir, sizeof(dir), "analyze-llm"), 0);
 	snprintf(data, sizeof(data), "%s/data", dir);
@@ -625,12 +631,18 @@ static void test_llm_failed_chunks_retried(void **state)
 					     "\"max_output_tokens\":8192}]}",
 				      1, "k-analyze"),
 			 0);
-	cfg = lt_config(lt_fmt("{\"providers\":[{\"name\":\"sim\",\"base_url\":\"%s\","
+	{
+		char *cj = lt_fmt("{\"providers\":[{\"name\":\"sim\",\"base_url\":\"%s\","
 			       "\"api_key_env\":\"HARK_TEST_SIM_KEY\",\"models\":[{\"name\":\"m\","
 			       "\"context_window\":32768,\"max_output_tokens\":8192}]}],"
 			       "\"routes\":{\"default\":[\"sim/m\"]},\"llm\":{\"max_attempts\":1,"
 			       "\"backoff_base_s\":0.01,\"breaker_failures\":1000,\"breaker_open_s\":0.1}}",
-			       sim.base));
+			       sim.base);
+
+		assert_non_null(cj);
+		cfg = lt_config(cj);
+		free(cj);
+	}
 	assert_non_null(cfg);
 	assert_int_equal(lt_mkdtemp(dir, sizeof(dir), "analyze-fail"), 0);
 	snprintf(data, sizeof(data), "%s/data", dir);
