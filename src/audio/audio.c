@@ -1217,3 +1217,54 @@ out:
 	hark_audio_close(a);
 	return ret;
 }
+
+/* "YYYY-MM-DD..." at the start of v into out; 1 when it is a plausible date. */
+static int iso_date_prefix(const char *v, char out[11])
+{
+	int y, m, d;
+
+	if (!v || strlen(v) < 10 || v[4] != '-' || v[7] != '-')
+		return 0;
+	for (int i = 0; i < 10; i++)
+		if (i != 4 && i != 7 && (v[i] < '0' || v[i] > '9'))
+			return 0;
+	y = atoi(v);
+	m = (v[5] - '0') * 10 + (v[6] - '0');
+	d = (v[8] - '0') * 10 + (v[9] - '0');
+	if (y < 1900 || y > 9999 || m < 1 || m > 12 || d < 1 || d > 31)
+		return 0;
+	memcpy(out, v, 10);
+	out[10] = '\0';
+	return 1;
+}
+
+static int date_from_dict(const AVDictionary *md, char out[11])
+{
+	static const char *const keys[] = {"creation_time", "date", "DATE", "ICRD", NULL};
+
+	for (int i = 0; keys[i]; i++) {
+		const AVDictionaryEntry *e = av_dict_get(md, keys[i], NULL, 0);
+
+		if (e && iso_date_prefix(e->value, out))
+			return 1;
+	}
+	return 0;
+}
+
+int hark_audio_probe_date(const char *path, char out[11])
+{
+	AVFormatContext *fc = NULL;
+	int found = 0;
+
+	if (!path || !out)
+		return 0;
+	out[0] = '\0';
+	if (avformat_open_input(&fc, path, NULL, NULL) != 0)
+		return 0;
+	found = date_from_dict(fc->metadata, out);
+	for (unsigned i = 0; !found && i < fc->nb_streams; i++)
+		if (fc->streams[i]->codecpar->codec_type == AVMEDIA_TYPE_AUDIO)
+			found = date_from_dict(fc->streams[i]->metadata, out);
+	avformat_close_input(&fc);
+	return found;
+}

@@ -74,4 +74,13 @@ int hark_audio_decode_all(const char *path, const struct hark_audio_params *p,
  */
 int hark_audio_demuxer_refused(const char *name);
 
+/*
+ * The recording date of a media file from its container metadata (the
+ * format's or first audio stream's "creation_time", "date" or "year"-less
+ * ISO date tag, as FFmpeg reads it) as "YYYY-MM-DD" into out (11 bytes).
+ * Returns 1 when found, 0 when the file has none or cannot be opened (never
+ * an error: the date is optional).
+ */
+int hark_audio_probe_date(const char *path, char out[11]);
+
 #endif /* HARK_AUDIO_AUDIO_H */

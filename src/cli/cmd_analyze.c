@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 
 #include "analyze/graph.h"
+#include "audio/audio.h"
 #include "analyze/pipeline.h"
 #include "analyze/search.h"
 #include "cli/cli.h"
@@ -726,10 +727,12 @@ static int cmd_analyze(int argc, char **argv, const char *cmd)
 		size_t n_in = 0;
 		struct hark_pipeline_input *v = in;
 		char (*names)[128] = calloc(o.n_inputs, sizeof(*names));
+		char (*dates)[11] = calloc(o.n_inputs, sizeof(*dates));
 		size_t *map = calloc(o.n_inputs, sizeof(*map));
 
-		if (!names || !map) {
+		if (!names || !map || !dates) {
 			free(names);
+			free(dates);
 			free(map);
 			exit_code = hark_cli_exit_code(HARK_ERR_NOMEM);
 			goto out;
@@ -765,6 +768,9 @@ static int cmd_analyze(int argc, char **argv, const char *cmd)
 			v[n_in].path = run ? NULL : o.inputs[i];
 			v[n_in].transcript = run ? ts[i] : NULL;
 			v[n_in].date = o.date;
+			/* run: the recording date from the container's metadata */
+			if (run && !o.date && hark_audio_probe_date(o.inputs[i], dates[i]))
+				v[n_in].date = dates[i];
 			n_in++;
 		}
 		p.batch_chunks = o.batch;
@@ -789,6 +795,7 @@ static int cmd_analyze(int argc, char **argv, const char *cmd)
 
 			if (!res) {
 				free(names);
+				free(dates);
 				free(map);
 				exit_code = hark_cli_exit_code(HARK_ERR_NOMEM);
 				goto out;
@@ -849,6 +856,7 @@ static int cmd_analyze(int argc, char **argv, const char *cmd)
 			}
 		}
 		free(names);
+		free(dates);
 		free(map);
 	}
 	if (rc == HARK_ERR_CANCELED) {

@@ -99,6 +99,13 @@ if [ -f "$clip" ]; then
   "$bin" run "$clip" -o "$tmp/runout" --data "$tmp/rdata" -q --json >"$tmp/run2.json" 2>/dev/null \
     || bad "second run failed"
   py 'd["meetings"][0]["reused"]' <"$tmp/run2.json" | grep -qx True || bad "second run analysed again"
+  # the recording date comes from the container's metadata
+  if command -v ffmpeg >/dev/null; then
+    ffmpeg -v error -y -i "$clip" -metadata creation_time=2024-03-04T10:00:00Z -c:a aac "$tmp/dated.m4a" \
+      && "$bin" run "$tmp/dated.m4a" -o "$tmp/runout" --data "$tmp/rdata" -q 2>/dev/null \
+      && py 'd["date"]' <"$tmp/runout/dated.minutes.json" | grep -qx 2024-03-04 \
+      || bad "run did not take the date from the media metadata"
+  fi
   printf 'not audio at all\n' >"$tmp/notaudio.wav"
   "$bin" run "$tmp/notaudio.wav" -o "$tmp/runout" --data "$tmp/rdata" -q 2>/dev/null; rc=$?
   [ $rc -eq 18 ] || bad "run on a text file: exit $rc, expected 18 (not_media)"
