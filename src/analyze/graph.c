@@ -265,7 +265,7 @@ static int in_list(const char *w, size_t n, const char *const *list)
 	return 0;
 }
 
-static const char *const person_titles[] = {"mr", "mrs", "ms", "dr", "prof", NULL};
+static const char *const person_titles[] = {"mr", "mrs", "ms", "dr", "prof", "hon", "sir", "madam", NULL};
 static const char *const org_suffixes[] = {"inc", "corp", "ltd", "llc", "co", "gmbh", "plc", NULL};
 static const char *const acronym_skip[] = {"of", "the", "and", "for", "in", "on", "a",
 					   "an", "to", "de", "at", "la", NULL};

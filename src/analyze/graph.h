@@ -14,7 +14,7 @@
  * and date, and the merged entity takes the more specific type):
  *   - normalized names are equal: case-folded, accents kept, punctuation
  *     and possessive "'s" removed, whitespace collapsed, a leading "the"
- *     dropped, person titles (mr, mrs, ms, dr, prof) dropped, organisation
+ *     dropped, person titles (mr, mrs, ms, dr, prof, hon, sir, madam) dropped, organisation
  *     suffixes (inc, corp, ltd, llc, co, gmbh, plc) dropped;
  *   - acronyms: an all-caps name of 2..8 letters equals the initials of a
  *     multi-word name ("WHO" = "World Health Organization", stop words such

@@ -145,6 +145,17 @@ static void test_people_merge(void **state)
 	assert_int_equal(g.entities[a].mention_count, 4);
 	assert_string_equal(g.entities[a].type, "person");
 	hark_graph_clear(&g);
+
+	/* parliamentary and formal titles are not part of the name */
+	add(&g, "Hon. Anita Anand", "person", "m2");
+	add(&g, "Anita Anand", "person", "m2");
+	add(&g, "Sir Keir Starmer", "person", "m2");
+	add(&g, "Keir Starmer", "person", "m2");
+	resolve(&g);
+	assert_int_equal(g.n_entities, 2);
+	assert_int_equal(find(&g, "Anita Anand"), find(&g, "Hon. Anita Anand"));
+	assert_int_equal(find(&g, "Keir Starmer"), find(&g, "Sir Keir Starmer"));
+	hark_graph_clear(&g);
 }
 
 static void test_lone_names(void **state)
