@@ -828,11 +828,24 @@ static int llm_map(struct run_ctx *rc, struct mtg *m, size_t n, char *err, size_
 			got[i] = NULL;
 			if (rc->stats)
 				rc->stats->chunks_cached++;
-		} else {
-			rc->pending[rc->n_pending] = &rc->res[i];
-			in[rc->n_pending].sha256 = rc->res[i].sha;
-			in[rc->n_pending].text = rc->res[i].text;
-			rc->res[i].sent = 1;
+		}
+	}
+	/* The chunks to send, in meeting order and transcript order: a batch
+	 * holds neighbouring chunks of one meeting, and meetings complete one
+	 * after another, so their reduces can start while later meetings are
+	 * still being extracted. */
+	for (size_t i = 0; i < n; i++) {
+		if (!m[i].active)
+			continue;
+		for (size_t k = 0; k < m[i].chunks.n; k++) {
+			struct chunk_res *r = find_res(rc->res, rc->n_res, m[i].chunks.chunks[k].sha256);
+
+			if (!r || r->json || r->sent)
+				continue;
+			rc->pending[rc->n_pending] = r;
+			in[rc->n_pending].sha256 = r->sha;
+			in[rc->n_pending].text = r->text;
+			r->sent = 1;
 			rc->n_pending++;
 		}
 	}
