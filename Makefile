@@ -1,6 +1,6 @@
 # hark: the two set-up commands are `make demo` and `make test`.
 # Everything else here is a convenience around CMake/CTest.
-.PHONY: all deps build build-asan demo test test-release test-asan bench bench-llm bench-analyze clean
+.PHONY: all deps build build-asan demo test test-release test-asan bench bench-llm bench-analyze bench-video clean
 
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD     ?= build
@@ -44,6 +44,9 @@ bench-llm: build
 
 bench-analyze: build
 	@bench/bench_analyze.sh $(BUILD)
+
+bench-video: build
+	@bench/bench_video.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN)

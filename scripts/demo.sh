@@ -3,7 +3,8 @@
 # is synthesized on the spot with espeak-ng, so nothing outside the repository
 # is needed, then analyses the transcript into minutes and a knowledge graph
 # (offline analyzer unless an LLM provider is configured). Outputs land in
-# build/demo/out (txt, json, srt, vtt, minutes.json/.md, graph.json).
+# build/demo/out (txt, json, srt, vtt, minutes.json/.md, graph.json, diagram
+# spec/SVG/PNG and an MP4 whose diagram follows the audio).
 set -euo pipefail
 HARK=${1:?usage: demo.sh HARK_BINARY [FILE]}
 FILE=${2:-}
@@ -40,6 +41,10 @@ echo "== hark analyze $DEMO_DIR/out/$stem.json" >&2
 "$HARK" analyze "$DEMO_DIR/out/$stem.json" -o "$DEMO_DIR/out" --data "$DEMO_DIR/data" \
   --date "$(date +%F)" -q --force
 cat "$DEMO_DIR/out/$stem.minutes.md"
+echo >&2
+echo "== hark diagram / hark video $FILE" >&2
+"$HARK" diagram "$DEMO_DIR/out/$stem.json" -o "$DEMO_DIR/out"
+"$HARK" video "$FILE" --transcript "$DEMO_DIR/out/$stem.json" -o "$DEMO_DIR/out/$stem.mp4" -q
 echo >&2
 echo "== outputs in $DEMO_DIR/out:" >&2
 ls -1 "$DEMO_DIR/out" >&2

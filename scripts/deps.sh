@@ -8,7 +8,7 @@ PKGS=(
   libavformat-dev libavcodec-dev libswresample-dev libavutil-dev libswscale-dev
   libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us pocketsphinx
   libjansson-dev libfftw3-dev libopenblas-dev libssl-dev libcurl4-openssl-dev
-  libsqlite3-dev libcmocka-dev libwebsockets-dev
+  libsqlite3-dev libcmocka-dev libwebsockets-dev libgraphviz-dev libcairo2-dev fonts-dejavu-core
   espeak-ng ffmpeg sox time python3
 )
 

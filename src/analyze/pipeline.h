@@ -123,8 +123,9 @@ int hark_pipeline_run(struct hark_store *st, const struct hark_pipeline_input *i
 
 /*
  * Reads one transcript into turns (the same readers hark_pipeline_run uses;
- * exposed for the diagram and tests). *turns (n_turns) point into *owner,
- * a heap blob the caller frees with free() (after the turns). *date_out (11
+ * exposed for the diagram and tests). *turns (n_turns) and their strings
+ * live in *owner, one heap blob (the array is its start): the caller frees
+ * *owner with free() and must not free *turns separately. *date_out (11
  * bytes) gets a metadata date or "". Errors: HARK_ERR_EMPTY, HARK_ERR_FORMAT,
  * HARK_ERR_LIMIT, file errors, HARK_ERR_NOMEM; err says why.
  */

@@ -7,11 +7,14 @@
  * probe score; demuxers that "recognise" text, images, playlists or
  * subtitles are refused as not media. The best audio stream is decoded with
  * libavcodec (other streams discarded in the demuxer) and converted to
- * 16 kHz mono float: 16 kHz s16 input taken as one channel (mono, or a
+ * float at the output rate (16 kHz by default), mono or interleaved stereo:
+ * s16 input already at the output rate taken as one channel (mono, or a
  * picked channel) bypasses libswresample so every sample is exactly
- * x / 32768; everything else goes through libswresample with an explicit
- * rematrix (one-hot for a picked channel, 0.5/0.5 for stereo, FFmpeg's
- * default downmix for more channels). Decoded frames are converted in
+ * x / 32768; everything else goes through libswresample, for mono output
+ * with an explicit rematrix (one-hot for a picked channel, 0.5/0.5 for
+ * stereo, FFmpeg's default downmix for more channels), for stereo output
+ * with FFmpeg's default matrix. Buffer sizes and positions below count
+ * sample frames (one float per output channel). Decoded frames are converted in
  * slices into one pending buffer whose size is bounded by the chunk size
  * plus one slice, so memory stays flat for any input length.
  *
@@ -20,8 +23,8 @@
  * samples. Large offsets seek (backwards, SEEK_MARGIN_S before the target),
  * read the landing position from the first frame's timestamp, drop input
  * samples up to a position that maps onto an integer output sample (a
- * multiple of src_rate / gcd(src_rate, 16000)), restart the resampler
- * there and drop output samples up to round(offset_s * 16000). For PCM and
+ * multiple of src_rate / gcd(src_rate, out_rate)), restart the resampler
+ * there and drop output samples up to round(offset_s * out_rate). For PCM and
  * FLAC this gives exactly the samples of a full decode (the margin lets
  * decoder and resampler state converge). Lossless codecs in containers whose
  * time base cannot name a single sample (Matroska: 1 ms) decode from the
@@ -89,6 +92,8 @@ struct hark_audio {
 
 	struct hark_audio_params p;
 	struct hark_audio_info info;
+	int rate;                    /* output sample rate */
+	int nout;                    /* output channels (1, 2; 0 = not yet known) */
 
 	/* conversion */
 	SwrContext *swr;
@@ -108,7 +113,7 @@ struct hark_audio {
 	int64_t decoded;             /* samples ever decoded */
 
 	/* output timeline */
-	int64_t out_pos;             /* 16 kHz index of next produced sample */
+	int64_t out_pos;             /* output-rate index of next produced sample */
 	int64_t start;               /* first sample to deliver */
 	int64_t limit;               /* samples to deliver; -1 = all */
 	int64_t accepted;            /* samples accepted into buf so far */
@@ -606,7 +611,7 @@ static int grow_buf(struct hark_audio *a, size_t need, char *err, size_t errlen)
 		ncap *= 2;
 	if (ncap > a->cap_max)
 		ncap = a->cap_max;
-	nb = realloc(a->buf, ncap * sizeof(*nb));
+	nb = realloc(a->buf, ncap * (size_t)a->nout * sizeof(*nb));
 	if (!nb)
 		return HARK_ERR_NOMEM;
 	a->buf = nb;
@@ -615,12 +620,12 @@ static int grow_buf(struct hark_audio *a, size_t need, char *err, size_t errlen)
 }
 
 /*
- * Account for n freshly produced samples at a->buf[a->len]: drop those
+ * Account for n freshly produced frames at frame a->len: drop those
  * before a->start, cut at the duration limit, keep the rest.
  */
 static void accept_output(struct hark_audio *a, size_t n)
 {
-	size_t drop = 0, keep;
+	size_t drop = 0, keep, nc = (size_t)a->nout;
 
 	if (a->out_pos < a->start) {
 		int64_t d = a->start - a->out_pos;
@@ -632,7 +637,8 @@ static void accept_output(struct hark_audio *a, size_t n)
 	if (a->limit >= 0 && (int64_t)keep > a->limit - a->accepted)
 		keep = (size_t)(a->limit - a->accepted);
 	if (drop && keep)
-		memmove(a->buf + a->len, a->buf + a->len + drop, keep * sizeof(float));
+		memmove(a->buf + a->len * nc, a->buf + (a->len + drop) * nc,
+			keep * nc * sizeof(float));
 	a->len += keep;
 	a->accepted += (int64_t)keep;
 	if (a->limit >= 0 && a->accepted >= a->limit)
@@ -641,7 +647,7 @@ static void accept_output(struct hark_audio *a, size_t n)
 
 static int is_direct(const struct hark_audio *a, const AVFrame *f)
 {
-	return f->sample_rate == HARK_AUDIO_RATE &&
+	return f->sample_rate == a->rate && a->nout == 1 &&
 	       (f->format == AV_SAMPLE_FMT_S16 || f->format == AV_SAMPLE_FMT_S16P) &&
 	       (f->ch_layout.nb_channels == 1 || a->p.channel >= 0);
 }
@@ -672,7 +678,7 @@ static int flush_swr(struct hark_audio *a, char *err, size_t errlen)
 			break;
 		if ((ret = grow_buf(a, a->len + (size_t)room, err, errlen)))
 			return ret;
-		out = (uint8_t *)(a->buf + a->len);
+		out = (uint8_t *)(a->buf + a->len * (size_t)a->nout);
 		ret = swr_convert(a->swr, &out, room, NULL, 0);
 		if (ret < 0) {
 			hark_errbuf_set(err, errlen, "resampler failed: %s", av_err2str(ret));
@@ -680,7 +686,7 @@ static int flush_swr(struct hark_audio *a, char *err, size_t errlen)
 		}
 		if (ret == 0)
 			break;
-		clamp_pcm(a->buf + a->len, (size_t)ret);
+		clamp_pcm(a->buf + a->len * (size_t)a->nout, (size_t)ret * (size_t)a->nout);
 		accept_output(a, (size_t)ret);
 	}
 	return HARK_OK;
@@ -692,6 +698,7 @@ static int setup_conv(struct hark_audio *a, const AVFrame *f, char *err, size_t 
 	AVChannelLayout in = {0}, out = AV_CHANNEL_LAYOUT_MONO;
 	int nch = f->ch_layout.nb_channels, ret;
 	double *m = NULL;
+	size_t mlen;
 
 	if (f->sample_rate < MIN_RATE || f->sample_rate > MAX_RATE || nch <= 0 ||
 	    nch > MAX_CHANNELS || av_get_bytes_per_sample(f->format) <= 0) {
@@ -706,6 +713,11 @@ static int setup_conv(struct hark_audio *a, const AVFrame *f, char *err, size_t 
 		       a->p.channel, nch);
 		return HARK_ERR_INVALID_ARG;
 	}
+	if (a->nout == 0)
+		a->nout = a->p.out_channels == 2 && a->p.channel < 0 && nch >= 2 ? 2 : 1;
+	if (a->nout == 2)
+		out = (AVChannelLayout)AV_CHANNEL_LAYOUT_STEREO;
+	mlen = (size_t)nch * (size_t)a->nout;
 	if ((ret = flush_swr(a, err, errlen)))
 		return ret;
 	swr_free(&a->swr);
@@ -727,11 +739,11 @@ static int setup_conv(struct hark_audio *a, const AVFrame *f, char *err, size_t 
 	else if (av_channel_layout_copy(&in, &f->ch_layout) < 0)
 		return HARK_ERR_NOMEM;
 
-	ret = swr_alloc_set_opts2(&a->swr, &out, AV_SAMPLE_FMT_FLT, HARK_AUDIO_RATE,
+	ret = swr_alloc_set_opts2(&a->swr, &out, AV_SAMPLE_FMT_FLT, a->rate,
 				  &in, f->format, f->sample_rate, 0, NULL);
 	if (ret < 0)
 		goto fail;
-	if (a->p.channel >= 0 || nch <= 2) {
+	if (a->nout == 1 && (a->p.channel >= 0 || nch <= 2)) {
 		m = calloc((size_t)nch, sizeof(*m));
 		if (!m) {
 			ret = AVERROR(ENOMEM);
@@ -751,16 +763,17 @@ static int setup_conv(struct hark_audio *a, const AVFrame *f, char *err, size_t 
 		/* No default downmix for this layout: average all channels. */
 		swr_free(&a->swr);
 		ret = swr_alloc_set_opts2(&a->swr, &out, AV_SAMPLE_FMT_FLT,
-					  HARK_AUDIO_RATE, &in, f->format,
+					  a->rate, &in, f->format,
 					  f->sample_rate, 0, NULL);
 		if (ret < 0)
 			goto fail;
-		m = calloc((size_t)nch, sizeof(*m));
+		m = calloc(mlen, sizeof(*m));
 		if (!m) {
 			ret = AVERROR(ENOMEM);
 			goto fail;
 		}
-		for (int c = 0; c < nch; c++)
+		/* every output channel gets the average of all inputs */
+		for (size_t c = 0; c < mlen; c++)
 			m[c] = 1.0 / nch;
 		ret = swr_set_matrix(a->swr, m, nch);
 		if (ret >= 0)
@@ -821,6 +834,7 @@ static int convert_slice(struct hark_audio *a, char *err, size_t errlen)
 		accept_output(a, (size_t)n);
 	} else {
 		const uint8_t *in[MAX_CHANNELS];
+		size_t nc = (size_t)a->nout;
 		int bps = av_get_bytes_per_sample(f->format);
 		int planar = av_sample_fmt_is_planar(f->format);
 		int room = swr_get_out_samples(a->swr, n);
@@ -839,13 +853,13 @@ static int convert_slice(struct hark_audio *a, char *err, size_t errlen)
 			in[0] = f->extended_data[0] +
 				(size_t)a->frame_off * (size_t)bps * (size_t)nch;
 		}
-		out = (uint8_t *)(a->buf + a->len);
+		out = (uint8_t *)(a->buf + a->len * nc);
 		ret = swr_convert(a->swr, &out, room + 1, in, n);
 		if (ret < 0) {
 			hark_errbuf_set(err, errlen, "resampler failed: %s", av_err2str(ret));
 			return HARK_ERR_INTERNAL;
 		}
-		clamp_pcm(a->buf + a->len, (size_t)ret);
+		clamp_pcm(a->buf + a->len * nc, (size_t)ret * nc);
 		accept_output(a, (size_t)ret);
 	}
 	a->frame_off += n;
@@ -889,11 +903,11 @@ static int position_after_seek(struct hark_audio *a)
 		if (a->in_pos < 0)
 			a->in_pos = 0;
 		/* Landed after the first wanted sample: cannot cut exactly. */
-		if (a->in_pos * HARK_AUDIO_RATE > a->start * rate)
+		if (a->in_pos * a->rate > a->start * rate)
 			return -2;
 		a->need_pos = 2;
 	}
-	step = rate / gcd64(rate, HARK_AUDIO_RATE);
+	step = rate / gcd64(rate, a->rate);
 	pos = a->in_pos;
 	skip = (step - pos % step) % step;
 	if (skip >= f->nb_samples) {
@@ -902,7 +916,7 @@ static int position_after_seek(struct hark_audio *a)
 	}
 	a->frame_off = (int)skip;
 	a->in_pos += skip;
-	a->out_pos = a->in_pos / step * (HARK_AUDIO_RATE / gcd64(rate, HARK_AUDIO_RATE));
+	a->out_pos = a->in_pos / step * (a->rate / gcd64(rate, a->rate));
 	a->need_pos = 0;
 	return 1;
 }
@@ -1048,19 +1062,21 @@ int hark_audio_open(const char *path, const struct hark_audio_params *p,
 		return HARK_ERR_NOMEM;
 	a->fd = -1;
 	a->p = p ? *p : hark_audio_default_params();
+	a->rate = a->p.out_rate ? a->p.out_rate : HARK_AUDIO_RATE;
 	if (a->p.chunk_samples == 0)
-		a->p.chunk_samples = HARK_AUDIO_RATE;
+		a->p.chunk_samples = (size_t)a->rate;
 	if (!(a->p.offset_s >= 0.0) || !isfinite(a->p.offset_s) ||
 	    !(a->p.duration_s >= 0.0) || !isfinite(a->p.duration_s) ||
 	    a->p.offset_s > 1e9 || a->p.duration_s > 1e9 ||
 	    a->p.chunk_samples > MAX_CHUNK || a->p.channel < -1 ||
-	    a->p.channel >= MAX_CHANNELS) {
+	    a->p.channel >= MAX_CHANNELS || a->rate < MIN_RATE ||
+	    a->rate > MAX_RATE || a->p.out_channels < 0 || a->p.out_channels > 2) {
 		hark_errbuf_set(err, errlen, "invalid decode parameters");
 		ret = HARK_ERR_INVALID_ARG;
 		goto out;
 	}
-	a->start = llround(a->p.offset_s * HARK_AUDIO_RATE);
-	a->limit = a->p.duration_s > 0 ? llround(a->p.duration_s * HARK_AUDIO_RATE) : -1;
+	a->start = llround(a->p.offset_s * a->rate);
+	a->limit = a->p.duration_s > 0 ? llround(a->p.duration_s * a->rate) : -1;
 	a->cap_max = a->p.chunk_samples + PENDING_SLACK;
 
 	if ((ret = open_file(a, path, err, errlen)))
@@ -1069,6 +1085,9 @@ int hark_audio_open(const char *path, const struct hark_audio_params *p,
 		goto out;
 	if ((ret = open_decoder(a, err, errlen)))
 		goto out;
+	if (a->info.src_channels > 0)
+		a->nout = a->p.out_channels == 2 && a->p.channel < 0 &&
+			  a->info.src_channels >= 2 ? 2 : 1;
 
 	if (a->p.offset_s >= SEEK_MIN_S && a->pb->seekable && seek_is_exact_enough(a)) {
 		int64_t ts = a->origin + av_rescale_q(
@@ -1100,6 +1119,8 @@ int hark_audio_open(const char *path, const struct hark_audio_params *p,
 		a->info.src_rate = a->frame->sample_rate;
 	if (a->info.src_channels <= 0)
 		a->info.src_channels = a->frame->ch_layout.nb_channels;
+	if (a->nout == 0)
+		a->nout = 1;   /* nothing decoded (offset past the end) */
 	ret = HARK_OK;
 out:
 	if (ret) {
@@ -1129,7 +1150,8 @@ int hark_audio_read(struct hark_audio *a, const float **pcm, size_t *n,
 	*pcm = NULL;
 	*n = 0;
 	if (a->handed) {
-		memmove(a->buf, a->buf + a->handed, (a->len - a->handed) * sizeof(float));
+		memmove(a->buf, a->buf + a->handed * (size_t)a->nout,
+			(a->len - a->handed) * (size_t)a->nout * sizeof(float));
 		a->len -= a->handed;
 		a->handed = 0;
 	}
@@ -1152,7 +1174,12 @@ int hark_audio_read(struct hark_audio *a, const float **pcm, size_t *n,
 
 double hark_audio_position(const struct hark_audio *a)
 {
-	return a ? (double)a->delivered / HARK_AUDIO_RATE : 0.0;
+	return a ? (double)a->delivered / a->rate : 0.0;
+}
+
+int hark_audio_channels(const struct hark_audio *a)
+{
+	return a ? a->nout : 0;
 }
 
 void hark_audio_close(struct hark_audio *a)
@@ -1166,7 +1193,7 @@ int hark_audio_decode_all(const char *path, const struct hark_audio_params *p,
 {
 	struct hark_audio *a = NULL;
 	float *buf = NULL, *nb;
-	size_t len = 0, cap = 0;
+	size_t len = 0, cap = 0, nc;
 	int ret;
 
 	if (!pcm || !n) {
@@ -1177,6 +1204,7 @@ int hark_audio_decode_all(const char *path, const struct hark_audio_params *p,
 	*n = 0;
 	if ((ret = hark_audio_open(path, p, &a, err, errlen)))
 		goto out;
+	nc = (size_t)a->nout;
 	for (;;) {
 		const float *chunk;
 		size_t got;
@@ -1191,13 +1219,13 @@ int hark_audio_decode_all(const char *path, const struct hark_audio_params *p,
 			goto out;
 		}
 		if (len + got > cap) {
-			size_t ncap = cap ? cap * 2 : (size_t)HARK_AUDIO_RATE * 30;
+			size_t ncap = cap ? cap * 2 : (size_t)a->rate * 30;
 
 			while (ncap < len + got)
 				ncap *= 2;
 			if (ncap > max_samples)
 				ncap = max_samples;
-			nb = realloc(buf, ncap * sizeof(*nb));
+			nb = realloc(buf, ncap * nc * sizeof(*nb));
 			if (!nb) {
 				ret = HARK_ERR_NOMEM;
 				goto out;
@@ -1205,7 +1233,7 @@ int hark_audio_decode_all(const char *path, const struct hark_audio_params *p,
 			buf = nb;
 			cap = ncap;
 		}
-		memcpy(buf + len, chunk, got * sizeof(*chunk));
+		memcpy(buf + len * nc, chunk, got * nc * sizeof(*chunk));
 		len += got;
 	}
 	*pcm = buf;

@@ -2,8 +2,10 @@
  * Streaming media decoder: opens any container FFmpeg's libavformat reads
  * (detected from content, never from the file name), picks the best audio
  * stream, decodes it with libavcodec and converts it with libswresample to
- * 16 kHz mono float in [-1, 1]. Samples are delivered in bounded chunks so
- * memory stays flat however long the input is.
+ * float in [-1, 1]: 16 kHz mono by default (what speech recognition wants),
+ * or another rate and interleaved stereo on request (what re-encoding the
+ * original sound wants). Samples are delivered in bounded chunks so memory
+ * stays flat however long the input is.
  */
 #ifndef HARK_AUDIO_AUDIO_H
 #define HARK_AUDIO_AUDIO_H
@@ -28,6 +30,10 @@ struct hark_audio_params {
 	double duration_s;       /* deliver at most this much; 0 = all */
 	size_t chunk_samples;    /* samples per delivered chunk; 0 = 16000 (1 s) */
 	int channel;             /* -1 = downmix all channels (default); k = take channel k only */
+	int out_rate;            /* output sample rate (Hz), 1000..1536000; 0 = 16000 */
+	int out_channels;        /* 0 or 1 = mono (downmix or `channel`); 2 = interleaved
+				  * stereo when channel == -1 and the source has >= 2
+				  * channels (more are downmixed), else mono */
 };
 
 struct hark_audio_params hark_audio_default_params(void);
@@ -44,9 +50,15 @@ int hark_audio_open(const char *path, const struct hark_audio_params *p,
 /* Stream facts, valid after a successful open. */
 const struct hark_audio_info *hark_audio_info(const struct hark_audio *a);
 
+/* Channels per delivered sample frame (1 or 2), fixed at open; 0 for NULL. */
+int hark_audio_channels(const struct hark_audio *a);
+
 /*
  * Decodes the next chunk. On success *pcm points at *n samples owned by the
  * decoder (valid until the next call or close); *n == 0 means end of stream.
+ * With stereo output (see out_channels) *n counts sample frames and *pcm
+ * holds 2 * *n interleaved floats (left, right, ...); chunk_samples, offset,
+ * duration, position and max_samples likewise count frames at out_rate.
  * A decode error mid-stream returns HARK_ERR_CORRUPT with the reason in err.
  */
 int hark_audio_read(struct hark_audio *a, const float **pcm, size_t *n,

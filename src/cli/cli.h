@@ -20,6 +20,8 @@ int hark_cli_llm(int argc, char **argv);
 int hark_cli_analyze(int argc, char **argv);
 int hark_cli_run(int argc, char **argv);
 int hark_cli_search(int argc, char **argv);
+int hark_cli_diagram(int argc, char **argv);
+int hark_cli_video(int argc, char **argv);
 
 /*
  * Exit codes: 0 success; 2 usage error (HARK_ERR_INVALID_ARG); otherwise

@@ -22,6 +22,8 @@ static const struct command commands[] = {
 	{"analyze", hark_cli_analyze, "transcripts to minutes, action items and a knowledge graph"},
 	{"run", hark_cli_run, "transcribe audio/video, then analyze it"},
 	{"search", hark_cli_search, "search every analysed meeting (chunks and minutes items)"},
+	{"diagram", hark_cli_diagram, "speech or text to a diagram (spec, SVG, PNG)"},
+	{"video", hark_cli_video, "audio to an MP4 whose diagram follows what is said"},
 	{"spot", hark_cli_spot, "find keywords in audio (PocketSphinx keyword spotting)"},
 	{"models", hark_cli_models, "list, pull or synthesize Whisper models"},
 	{"serve", hark_cli_serve, "run the HTTP job API (uploads, queue, SSE/WebSocket progress, results)"},

@@ -4,8 +4,9 @@
  * priority classes (each class has a pass value that grows by 1/weight each
  * time it is served; the class with the lowest pass is tried first), run them
  * (transcribe a blob, parse a submitted transcript, analyse a meeting with
- * the pipeline of src/analyze/pipeline.h, transcribe then analyse, or a
- * no-op), report throttled progress, and end each attempt exactly once: finish, fail (with
+ * the pipeline of src/analyze/pipeline.h, transcribe then analyse, draw a
+ * diagram of a transcript or recording, render a recording's diagram video,
+ * or a no-op), report throttled progress, and end each attempt exactly once: finish, fail (with
  * a retry time for transient errors), canceled, or released on drain. A
  * heartbeat thread renews leases and notices store-side cancels and lost
  * leases; a housekeeping thread refreshes gauges, recovers expired leases
@@ -13,7 +14,9 @@
  * delivers job-completion callbacks. Loaded models are cached per (engine,
  * model) and shared read-only by every job; each job gets its own context.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -26,15 +29,22 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "analyze/pipeline.h"
+#include "analyze/visual.h"
 #include "api/transcribe_internal.h"
 #include "asr/whisper/wmodels.h"
+#include "audio/audio.h"
 #include "format/format.h"
 #include "format/transcript.h"
 #include "hark/transcribe.h"
 #include "jobs/jobs.h"
 #include "jobs/options.h"
 #include "jobs/webhook.h"
+#include "render/diagram.h"
+#include "render/scene.h"
+#include "render/video.h"
 #include "store/blob.h"
 #include "util/errbuf.h"
 
@@ -52,6 +62,9 @@ const double hark_jobs_buckets[HARK_JOBS_N_BUCKETS] = {
 #define RECOVER_EVERY_S 60.0     /* expired-lease recovery and TTL sweep period */
 #define SWEEP_BATCH 500
 #define DRAIN_CANCEL_WAIT_S 30.0 /* how long drain waits for canceled jobs to hand back */
+#define VISUAL_MAX_INPUT ((size_t)64 << 20) /* transcript bytes a diagram job reads */
+#define VIDEO_RESULT_CAP ((int64_t)512 << 20) /* an MP4 stored as a result at most */
+#define VIDEO_TMP_PREFIX "video-"  /* DIR/blobs/tmp/video-<job>-<rand>/: a render's files */
 
 /* Why a running job's cancel callback fires (bits of worker.flags). */
 #define STOP_USER 1   /* hark_jobs_cancel or a store-side cancel request */
@@ -203,7 +216,7 @@ static void log_line(const char *level, const char *msg, const char *job_id, con
 const char *hark_jobs_stage_name(int stage)
 {
 	static const char *const names[HARK_STAGE_COUNT] = {
-		"queue", "transcribe", "parse", "render", "store", "analyze",
+		"queue", "transcribe", "parse", "render", "store", "analyze", "diagram",
 	};
 
 	if (stage < 0 || stage >= HARK_STAGE_COUNT)
@@ -472,6 +485,8 @@ struct run {
 	double t_claimed;        /* mono */
 	double queue_s, work_s, render_s, store_s;
 	double analyze_s;        /* > 0: the analysis pipeline ran */
+	double diagram_s;        /* > 0: a diagram was built (read, structure/LLM, layout) */
+	double render_lo, render_hi, render_t0; /* video render: percent span, mono start */
 	double tx_share;         /* share of the percent given to transcription */
 	double pct_lo, pct_hi;   /* percent span of the analysis */
 	double work_t0;          /* mono start of transcribe/parse */
@@ -654,6 +669,15 @@ static void end_done(struct run *r, const struct hark_result *res, size_t n, dou
 		snprintf(timings, sizeof(timings),
 			 "{\"queue\":%.6f,\"analyze\":%.6f,\"store\":%.6f}", r->queue_s,
 			 r->analyze_s, r->store_s);
+	else if (work_stage == HARK_STAGE_DIAGRAM && r->work_s > 0)
+		snprintf(timings, sizeof(timings),
+			 "{\"queue\":%.6f,\"transcribe\":%.6f,\"diagram\":%.6f,\"render\":%.6f,"
+			 "\"store\":%.6f}",
+			 r->queue_s, r->work_s, r->diagram_s, r->render_s, r->store_s);
+	else if (work_stage == HARK_STAGE_DIAGRAM)
+		snprintf(timings, sizeof(timings),
+			 "{\"queue\":%.6f,\"diagram\":%.6f,\"render\":%.6f,\"store\":%.6f}",
+			 r->queue_s, r->diagram_s, r->render_s, r->store_s);
 	else
 		snprintf(timings, sizeof(timings), "{\"queue\":%.6f,\"store\":%.6f}", r->queue_s,
 			 r->store_s);
@@ -666,7 +690,12 @@ static void end_done(struct run *r, const struct hark_result *res, size_t n, dou
 		r->pool->stats.completed++;
 		if (audio_s > 0)
 			r->pool->stats.audio_seconds += audio_s;
-		if (work_stage >= 0 && work_stage != HARK_STAGE_ANALYZE) {
+		if (work_stage == HARK_STAGE_DIAGRAM) {
+			if (r->work_s > 0)
+				observe_locked(r->pool, HARK_STAGE_TRANSCRIBE, r->work_s);
+			observe_locked(r->pool, HARK_STAGE_DIAGRAM, r->diagram_s);
+			observe_locked(r->pool, HARK_STAGE_RENDER, r->render_s);
+		} else if (work_stage >= 0 && work_stage != HARK_STAGE_ANALYZE) {
 			observe_locked(r->pool, work_stage, r->work_s);
 			observe_locked(r->pool, HARK_STAGE_RENDER, r->render_s);
 		}
@@ -1075,6 +1104,473 @@ out:
 	hark_pipeline_meeting_clear(&m);
 }
 
+/* ---- diagrams and videos ---------------------------------------------------------- */
+
+/* What a diagram or video job builds before rendering. */
+struct visual {
+	struct hark_transcript *t;     /* audio input: the transcript */
+	struct hark_chunk_turn *turns; /* point into owner (not freed on their own) */
+	size_t n_turns;
+	void *owner;
+	struct hark_visual_result vr;
+	struct hark_scene *scene;
+	double duration;               /* audio seconds, < 0 unknown */
+	char audio_path[4096];         /* the job's blob ("" for text input) */
+};
+
+static void visual_clear(struct visual *v)
+{
+	hark_scene_free(v->scene);
+	hark_visual_result_clear(&v->vr);
+	free(v->owner); /* the turns live in it (hark_pipeline_read) */
+	hark_transcript_free(v->t);
+	memset(v, 0, sizeof(*v));
+}
+
+/*
+ * Reads the job's input into turns (an upload is transcribed first, taking
+ * percent 0..tx_pct), builds the diagram pages (offline or through the
+ * pool's LLM client unless options.offline) and lays them out into a scene.
+ * Returns HARK_OK, HARK_ERR_CANCELED or an error with err set.
+ */
+static int visual_prepare(struct run *r, int video, double tx_pct, double layout_pct,
+			  struct visual *v, char *err, size_t errlen)
+{
+	struct hark_visual_params vp = hark_visual_default_params();
+	struct hark_scene_params scp = hark_scene_default_params();
+	struct hark_pipeline_input in;
+	char date[11] = "", meta[11] = "";
+	double t0;
+	int rc, embed = 0;
+
+	memset(&in, 0, sizeof(in));
+	v->duration = -1;
+	if (r->job->blob_sha[0]) {
+		rc = hark_blob_path(r->pool->data_dir, r->job->blob_sha, v->audio_path,
+				    sizeof(v->audio_path));
+		if (rc != HARK_OK) {
+			hark_errbuf_set(err, errlen, "job has no valid blob");
+			return HARK_ERR_INVALID_ARG;
+		}
+		r->tx_share = tx_pct / 100.0;
+		rc = transcribe_blob(r, &v->t, err, errlen);
+		if (rc != HARK_OK)
+			return rc;
+		if (v->t->duration > 0)
+			v->duration = v->t->duration;
+		in.transcript = v->t;
+		hark_audio_probe_date(v->audio_path, date);
+	} else if (video) {
+		hark_errbuf_set(err, errlen, "a video job needs an audio or video upload");
+		return HARK_ERR_INVALID_ARG;
+	} else if (r->job->input_text) {
+		in.data = r->job->input_text;
+		in.len = strlen(r->job->input_text);
+	} else {
+		hark_errbuf_set(err, errlen, "diagram job without input");
+		return HARK_ERR_EMPTY;
+	}
+	t0 = mono_now();
+	report(r, "diagram", tx_pct, -1.0, 1);
+	rc = hark_pipeline_read(&in, VISUAL_MAX_INPUT, &v->turns, &v->n_turns, &v->owner, meta,
+				err, errlen);
+	if (rc == HARK_ERR_EMPTY && v->t)
+		hark_errbuf_set(err, errlen, "no speech found: nothing to draw");
+	if (rc != HARK_OK)
+		goto out;
+	if (!date[0])
+		memcpy(date, meta, sizeof(meta));
+	if (r->opts.diagram_type[0] &&
+	    hark_diagram_type_parse(r->opts.diagram_type, &vp.type) != HARK_OK) {
+		hark_errbuf_set(err, errlen, "unknown diagram type \"%s\"", r->opts.diagram_type);
+		rc = HARK_ERR_INVALID_ARG;
+		goto out;
+	}
+	if (r->opts.max_nodes > 0)
+		vp.max_nodes = (size_t)r->opts.max_nodes;
+	vp.max_pages = video ? 64 : 12;
+	vp.title = r->opts.title[0] ? r->opts.title : NULL;
+	vp.meeting_date = r->opts.date[0] ? r->opts.date : date[0] ? date : NULL;
+	vp.source = r->job->filename && *r->job->filename ? r->job->filename : NULL;
+	vp.duration_s = v->duration;
+	vp.llm = r->opts.offline ? NULL : pool_llm(r, &embed);
+	vp.job_id = r->job->id;
+	vp.key_id = r->job->key_id[0] ? r->job->key_id : NULL;
+	vp.cancel = on_cancel;
+	vp.user_data = r;
+	if (atomic_load(&r->w->flags)) {
+		rc = HARK_ERR_CANCELED;
+		goto out;
+	}
+	rc = hark_visual_build(v->turns, v->n_turns, &vp, &v->vr, err, errlen);
+	if (rc == HARK_ERR_EMPTY)
+		hark_errbuf_set(err, errlen, "no speech found: nothing to draw");
+	if (rc != HARK_OK)
+		goto out;
+	if (v->vr.note[0])
+		log_line("info", "diagram note", r->job->id, v->vr.note);
+	if (atomic_load(&r->w->flags)) {
+		rc = HARK_ERR_CANCELED;
+		goto out;
+	}
+	report(r, "layout", layout_pct, -1.0, 1);
+	scp.dark = r->opts.dark;
+	scp.captions = video ? r->opts.captions : 0;
+	rc = hark_scene_init(v->vr.pages, v->vr.n_pages, v->turns, v->n_turns, &scp, &v->scene,
+			     err, errlen);
+	if (rc == HARK_OK && atomic_load(&r->w->flags))
+		rc = HARK_ERR_CANCELED;
+out:
+	r->diagram_s = mono_now() - t0;
+	if (r->diagram_s <= 0)
+		r->diagram_s = 1e-9;
+	return rc;
+}
+
+/* The job's summary of its diagram (result format "summary"): heap JSON
+ * text or NULL. vs (video jobs) may be NULL. */
+static char *visual_summary(const struct run *r, const struct visual *v, int video,
+			    const struct hark_video_stats *vs)
+{
+	const struct hark_visual_result *vr = &v->vr;
+	const struct hark_diagram *d = &vr->pages[0];
+	json_t *j = json_object();
+	char *s = NULL;
+	int bad = 0;
+
+	if (!j)
+		return NULL;
+	bad |= json_object_set_new(j, "kind", json_string(video ? "video" : "diagram"));
+	bad |= json_object_set_new(j, "type", json_string(hark_diagram_type_name(d->type)));
+	bad |= json_object_set_new(j, "requested",
+				   json_string(vr->requested < 0
+						       ? "auto"
+						       : hark_diagram_type_name(vr->requested)));
+	bad |= json_object_set_new(j, "detected",
+				   json_string(hark_diagram_type_name(vr->scores.best)));
+	bad |= json_object_set_new(j, "confidence", json_real(vr->scores.confidence));
+	bad |= json_object_set_new(j, "reason", json_string(vr->scores.reason));
+	bad |= json_object_set_new(j, "method", json_string(vr->used_llm ? "llm" : "offline"));
+	bad |= json_object_set_new(j, "note", json_string(vr->note));
+	bad |= json_object_set_new(j, "title", json_string(d->title ? d->title : ""));
+	bad |= json_object_set_new(j, "pages", json_integer((json_int_t)vr->n_pages));
+	bad |= json_object_set_new(j, "total_pages", json_integer((json_int_t)vr->total_pages));
+	bad |= json_object_set_new(j, "nodes", json_integer((json_int_t)d->n_nodes));
+	bad |= json_object_set_new(j, "edges", json_integer((json_int_t)d->n_edges));
+	bad |= json_object_set_new(j, "llm_calls", json_integer(vr->llm_calls));
+	bad |= json_object_set_new(j, "dark", json_boolean(r->opts.dark));
+	if (video && vs) {
+		bad |= json_object_set_new(j, "duration", json_real(vs->duration_s));
+		bad |= json_object_set_new(j, "frames", json_integer(vs->frames));
+		bad |= json_object_set_new(j, "painted", json_integer(vs->painted));
+		bad |= json_object_set_new(j, "width",
+					   json_integer(r->opts.width > 0 ? r->opts.width : 1280));
+		bad |= json_object_set_new(j, "height",
+					   json_integer(r->opts.height > 0 ? r->opts.height : 720));
+		bad |= json_object_set_new(j, "fps", json_integer(r->opts.fps > 0 ? r->opts.fps : 30));
+		bad |= json_object_set_new(j, "captions", json_boolean(r->opts.captions));
+		bad |= json_object_set_new(j, "render_seconds", json_real(vs->wall_s));
+	}
+	if (!bad)
+		s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(j);
+	return s;
+}
+
+/* Page 1's spec as JSON text (heap) or NULL. */
+static char *visual_spec(const struct visual *v)
+{
+	json_t *spec = hark_diagram_to_json(&v->vr.pages[0]);
+	char *s = spec ? json_dumps(spec, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
+	json_decref(spec);
+	return s;
+}
+
+static void count_visual(struct run *r, const struct visual *v, int video)
+{
+	pthread_mutex_lock(&r->pool->stats_mu);
+	if (video && v->vr.used_llm)
+		r->pool->stats.videos_llm++;
+	else if (video)
+		r->pool->stats.videos_offline++;
+	else if (v->vr.used_llm)
+		r->pool->stats.diagrams_llm++;
+	else
+		r->pool->stats.diagrams_offline++;
+	pthread_mutex_unlock(&r->pool->stats_mu);
+}
+
+/* "diagram": a transcript (text) or a recording (transcribed first) into
+ * the spec of page 1, its SVG and its PNG, and the summary. */
+static void run_diagram(struct run *r)
+{
+	struct visual v;
+	struct hark_result res[4];
+	unsigned char *svg = NULL, *png = NULL;
+	char *spec = NULL, *summary = NULL;
+	char err[512] = "";
+	size_t svg_len = 0, png_len = 0;
+	double audio_pct = r->job->blob_sha[0] ? 60.0 : 0.0, t0;
+	int rc;
+
+	memset(&v, 0, sizeof(v));
+	rc = visual_prepare(r, 0, audio_pct, audio_pct + 0.6 * (100.0 - audio_pct), &v, err,
+			    sizeof(err));
+	if (rc != HARK_OK)
+		goto fail;
+	t0 = mono_now();
+	report(r, "render", audio_pct + 0.7 * (100.0 - audio_pct), -1.0, 1);
+	spec = visual_spec(&v);
+	summary = visual_summary(r, &v, 0, NULL);
+	if (!spec || !summary) {
+		rc = HARK_ERR_NOMEM;
+		goto fail;
+	}
+	rc = hark_scene_svg(v.scene, 0, &svg, &svg_len, err, sizeof(err));
+	if (rc != HARK_OK)
+		goto fail;
+	if (atomic_load(&r->w->flags)) {
+		rc = HARK_ERR_CANCELED;
+		goto fail;
+	}
+	rc = hark_scene_png(v.scene, 0, 0, 0, &png, &png_len, err, sizeof(err));
+	if (rc != HARK_OK)
+		goto fail;
+	r->render_s = mono_now() - t0;
+	if (atomic_load(&r->w->flags)) {
+		rc = HARK_ERR_CANCELED;
+		goto fail;
+	}
+	res[0] = (struct hark_result){"diagram", spec, strlen(spec)};
+	res[1] = (struct hark_result){"svg", (const char *)svg, svg_len};
+	res[2] = (struct hark_result){"png", (const char *)png, png_len};
+	res[3] = (struct hark_result){"summary", summary, strlen(summary)};
+	report(r, "store", 98.0, -1.0, 1);
+	count_visual(r, &v, 0);
+	end_done(r, res, 4, v.t ? v.t->duration : 0.0, HARK_STAGE_DIAGRAM);
+	goto out;
+fail:
+	end_failed(r, rc, err);
+out:
+	free(summary);
+	free(spec);
+	free(png);
+	free(svg);
+	visual_clear(&v);
+}
+
+static void on_video_progress(double fraction, void *user)
+{
+	struct run *r = user;
+	double elapsed, eta = -1.0;
+
+	if (!(fraction >= 0))
+		fraction = 0;
+	if (fraction > 1)
+		fraction = 1;
+	if (mono_now() - r->last_report < PROGRESS_MIN_S)
+		return;
+	elapsed = mono_now() - r->render_t0;
+	if (fraction >= 0.01)
+		eta = elapsed * (1.0 - fraction) / fraction;
+	report(r, "render", r->render_lo + (r->render_hi - r->render_lo) * fraction, eta, 0);
+}
+
+/* Removes dir's files and dir itself (a render's private directory: no
+ * subdirectories). */
+static void remove_tmp_dir(const char *dir)
+{
+	char path[4200];
+	struct dirent *de;
+	DIR *d = opendir(dir);
+
+	if (d) {
+		while ((de = readdir(d)) != NULL) {
+			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+				continue;
+			if (snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) <
+			    (int)sizeof(path))
+				unlink(path);
+		}
+		closedir(d);
+	}
+	rmdir(dir);
+}
+
+/* Removes render directories left by a process that died mid-render
+ * (called at start, before any worker runs). */
+static void clean_video_tmp(const char *data_dir)
+{
+	char dir[4096], path[4200];
+	struct dirent *de;
+	DIR *d;
+
+	if (snprintf(dir, sizeof(dir), "%s/blobs/tmp", data_dir) >= (int)sizeof(dir))
+		return;
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, VIDEO_TMP_PREFIX, strlen(VIDEO_TMP_PREFIX)) != 0)
+			continue;
+		if (snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) < (int)sizeof(path))
+			remove_tmp_dir(path);
+	}
+	closedir(d);
+}
+
+/* Reads the file at path (at most cap bytes) into *out (heap). */
+static int read_whole(const char *path, int64_t cap, char **out, size_t *len, char *err,
+		      size_t errlen)
+{
+	struct stat sb;
+	char *buf = NULL;
+	size_t got = 0;
+	int fd = -1, rc = HARK_OK;
+
+	*out = NULL;
+	*len = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &sb) != 0) {
+		hark_errbuf_set(err, errlen, "cannot read the rendered video: %s", strerror(errno));
+		rc = HARK_ERR_IO;
+		goto out;
+	}
+	if (sb.st_size <= 0) {
+		hark_errbuf_set(err, errlen, "the rendered video is empty");
+		rc = HARK_ERR_INTERNAL;
+		goto out;
+	}
+	if ((int64_t)sb.st_size > cap) {
+		hark_errbuf_set(err, errlen, "the rendered video exceeds %lld MB",
+				(long long)(cap >> 20));
+		rc = HARK_ERR_LIMIT;
+		goto out;
+	}
+	buf = malloc((size_t)sb.st_size);
+	if (!buf) {
+		rc = HARK_ERR_NOMEM;
+		goto out;
+	}
+	while (got < (size_t)sb.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)sb.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			hark_errbuf_set(err, errlen, "cannot read the rendered video: %s",
+					n < 0 ? strerror(errno) : "short read");
+			rc = HARK_ERR_IO;
+			goto out;
+		}
+		got += (size_t)n;
+	}
+	*out = buf;
+	*len = got;
+	buf = NULL;
+out:
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* "video": a recording transcribed, drawn and rendered into an MP4 of its
+ * audio with the diagram appearing as it is spoken. The MP4 is written in
+ * a private directory under DIR/blobs/tmp, read into the result and the
+ * directory removed on every path. */
+static void run_video(struct run *r)
+{
+	struct hark_video_params p = hark_video_default_params();
+	struct hark_video_stats vs;
+	struct visual v;
+	struct hark_result res[3];
+	char *mp4 = NULL, *spec = NULL, *summary = NULL;
+	char err[512] = "", dir[4096] = "", out_path[4200];
+	size_t mp4_len = 0;
+	unsigned rnd = 0;
+	int rc;
+
+	memset(&v, 0, sizeof(v));
+	memset(&vs, 0, sizeof(vs));
+	if (!r->job->blob_sha[0]) {
+		hark_errbuf_set(err, sizeof(err), "a video job needs an audio or video upload");
+		rc = HARK_ERR_INVALID_ARG;
+		goto fail;
+	}
+	rc = visual_prepare(r, 1, 30.0, 33.0, &v, err, sizeof(err));
+	if (rc != HARK_OK)
+		goto fail;
+	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
+		rnd = (unsigned)(mono_now() * 1e6);
+	/* blobs/tmp exists once an upload was stored; made here if it went away */
+	if (snprintf(dir, sizeof(dir), "%s/blobs/tmp", r->pool->data_dir) < (int)sizeof(dir))
+		mkdir(dir, 0700);
+	if (snprintf(dir, sizeof(dir), "%s/blobs/tmp/" VIDEO_TMP_PREFIX "%s-%08x",
+		     r->pool->data_dir, r->job->id, rnd) >= (int)sizeof(dir)) {
+		dir[0] = '\0';
+		hark_errbuf_set(err, sizeof(err), "data directory path too long");
+		rc = HARK_ERR_LIMIT;
+		goto fail;
+	}
+	if (mkdir(dir, 0700) != 0) {
+		hark_errbuf_set(err, sizeof(err), "cannot create %s: %s", dir, strerror(errno));
+		dir[0] = '\0';
+		rc = HARK_ERR_IO;
+		goto fail;
+	}
+	snprintf(out_path, sizeof(out_path), "%s/video.mp4", dir);
+	if (r->opts.width > 0 && r->opts.height > 0) {
+		p.width = r->opts.width;
+		p.height = r->opts.height;
+	}
+	if (r->opts.fps > 0)
+		p.fps = r->opts.fps;
+	p.threads = r->pool->p.threads_per_job > 0 ? r->pool->p.threads_per_job : 1;
+	p.paint = hark_scene_paint;
+	p.key = hark_scene_key;
+	p.paint_user_data = v.scene;
+	p.progress = on_video_progress;
+	p.cancel = on_cancel;
+	p.cb_user_data = r;
+	r->render_lo = 35.0;
+	r->render_hi = 96.0;
+	r->render_t0 = mono_now();
+	report(r, "render", r->render_lo, -1.0, 1);
+	rc = hark_video_encode(v.audio_path, out_path, &p, &vs, err, sizeof(err));
+	if (rc == HARK_OK && atomic_load(&r->w->flags))
+		rc = HARK_ERR_CANCELED;
+	if (rc == HARK_OK)
+		rc = read_whole(out_path, VIDEO_RESULT_CAP, &mp4, &mp4_len, err, sizeof(err));
+	r->render_s = mono_now() - r->render_t0;
+	remove_tmp_dir(dir);
+	dir[0] = '\0';
+	if (rc != HARK_OK)
+		goto fail;
+	spec = visual_spec(&v);
+	summary = visual_summary(r, &v, 1, &vs);
+	if (!spec || !summary) {
+		rc = HARK_ERR_NOMEM;
+		goto fail;
+	}
+	res[0] = (struct hark_result){"mp4", mp4, mp4_len};
+	res[1] = (struct hark_result){"diagram", spec, strlen(spec)};
+	res[2] = (struct hark_result){"summary", summary, strlen(summary)};
+	report(r, "store", 97.0, -1.0, 1);
+	count_visual(r, &v, 1);
+	end_done(r, res, 3, v.t ? v.t->duration : 0.0, HARK_STAGE_DIAGRAM);
+	goto out;
+fail:
+	end_failed(r, rc, err);
+out:
+	if (dir[0])
+		remove_tmp_dir(dir);
+	free(summary);
+	free(spec);
+	free(mp4);
+	visual_clear(&v);
+}
+
 /* Plain text (no JSON, no subtitle timing lines): one segment per non-empty
  * line, without times. */
 static int parse_plain_text(const char *text, struct hark_transcript **out)
@@ -1221,6 +1717,10 @@ static void run_job(struct worker *w, struct hark_job *job, double claim_store_s
 		run_analyze(&r);
 	else if (strcmp(job->type, "run") == 0)
 		run_run(&r);
+	else if (strcmp(job->type, "diagram") == 0)
+		run_diagram(&r);
+	else if (strcmp(job->type, "video") == 0)
+		run_video(&r);
 	else {
 		hark_errbuf_set(err, sizeof(err), "unknown job type \"%s\"", job->type);
 		end_failed(&r, HARK_ERR_INVALID_ARG, err);
@@ -1702,6 +2202,7 @@ int hark_jobs_start(struct hark_store *st, const struct hark_jobs_params *p,
 	}
 	pool->stats.recovered = n_recovered;
 	hark_blob_clean_tmp(pool->data_dir);
+	clean_video_tmp(pool->data_dir);
 
 	{
 		const struct hark_engine_ops *ops = NULL;

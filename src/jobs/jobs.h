@@ -3,8 +3,9 @@
  * from the store (weighted-fair across priorities, so batch work never
  * starves), run them (transcribe an uploaded blob, normalise a submitted
  * transcript, analyse a meeting transcript into minutes and a knowledge
- * graph, transcribe and then analyse, or the trivial "noop" type used to
- * measure the queue), keep
+ * graph, transcribe and then analyse, turn a transcript or a recording into
+ * a diagram (spec, SVG, PNG) or a recording into an MP4 video of its
+ * diagram, or the trivial "noop" type used to measure the queue), keep
  * their leases alive with heartbeats, and finish each job exactly once. Models
  * are loaded once per (engine, model) and shared read-only; every job gets its
  * own engine context. A housekeeping thread recovers expired leases, sweeps
@@ -65,9 +66,12 @@ enum hark_jobs_stage {
 	HARK_STAGE_RENDER,      /* render result formats */
 	HARK_STAGE_STORE,       /* commit results */
 	HARK_STAGE_ANALYZE,     /* analyze/run jobs: the meeting-analysis pipeline */
+	HARK_STAGE_DIAGRAM,     /* diagram/video jobs: read turns, build the diagram
+				 * (structure or LLM) and lay it out */
 	HARK_STAGE_COUNT
 };
-/* "queue", "transcribe", "parse", "render", "store", "analyze"; static. */
+/* "queue", "transcribe", "parse", "render", "store", "analyze", "diagram";
+ * static. */
 const char *hark_jobs_stage_name(int stage);
 
 /* A consistent snapshot of counters (monotonic unless said otherwise). */
@@ -84,6 +88,8 @@ struct hark_jobs_stats {
 	uint64_t webhooks_sent, webhooks_failed;
 	uint64_t swept_jobs, swept_blobs;
 	uint64_t analyzed_offline, analyzed_llm; /* analysis jobs done, by method */
+	uint64_t diagrams_offline, diagrams_llm; /* diagram jobs done, by method */
+	uint64_t videos_offline, videos_llm;     /* video jobs done, by diagram method */
 };
 
 struct hark_jobs;

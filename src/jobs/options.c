@@ -5,7 +5,8 @@
  * the parser, and the dedup key, a sha256 over the job type, the content hash
  * and only the options that change a job's result (engine, model, language,
  * prompt, temperature, translate, beam_size, word_timestamps; for analysis
- * jobs also the meeting name and date, chunking, batch size and offline).
+ * jobs also the meeting name and date, chunking, batch size and offline; for
+ * diagram and video jobs the date, offline and the diagram and video fields).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -25,6 +26,13 @@
 #define MAX_PROMPT 4096
 #define MAX_WEBHOOK 2048
 #define MAX_BATCH 50
+#define MAX_TITLE 200         /* bytes; the diagram label cap */
+#define MIN_NODES 4
+#define MAX_NODES 60          /* HARK_DIAGRAM_MAX_NODES */
+#define MIN_SIDE 64
+#define MAX_WIDTH 3840
+#define MAX_HEIGHT 2160
+#define MAX_FPS 60
 #define MIN_CHUNK_TOKENS 64
 #define MAX_CHUNK_TOKENS 32000
 #define ALL_FORMATS ((1u << HARK_FORMAT_TXT) | (1u << HARK_FORMAT_JSON) | \
@@ -55,7 +63,19 @@ struct hark_job_options hark_job_options_default(void)
 	o.formats = ALL_FORMATS;
 	o.priority = HARK_PRIO_NORMAL;
 	o.overlap_tokens = -1;
+	o.captions = 1;
 	return o;
+}
+
+int hark_job_options_has_video(const struct hark_job_options *o)
+{
+	return o && (o->width > 0 || o->height > 0 || o->fps > 0 || !o->captions);
+}
+
+int hark_job_options_has_visual(const struct hark_job_options *o)
+{
+	return o && (o->diagram_type[0] || o->dark || o->title[0] || o->max_nodes > 0 ||
+		     hark_job_options_has_video(o));
 }
 
 int hark_job_options_has_analysis(const struct hark_job_options *o)
@@ -354,6 +374,91 @@ static int set_int_range(int *dst, const char *name, long long v, long long lo, 
 	return HARK_OK;
 }
 
+/* ---- diagram and video fields ---- */
+
+/* The diagram types (the names of render/diagram.h, kept here so that
+ * options parsing does not need the renderer linked in). */
+static const char *const diagram_types[] = {"flowchart", "timeline", "mindmap", "hierarchy",
+					    "sequence"};
+
+static int set_diagram_type(struct hark_job_options *o, const char *v, char *err, size_t errlen)
+{
+	if (!*v || strcmp(v, "auto") == 0) {
+		o->diagram_type[0] = '\0';
+		return HARK_OK;
+	}
+	for (size_t i = 0; i < sizeof(diagram_types) / sizeof(diagram_types[0]); i++) {
+		if (strcmp(v, diagram_types[i]) == 0) {
+			snprintf(o->diagram_type, sizeof(o->diagram_type), "%s", v);
+			return HARK_OK;
+		}
+	}
+	hark_errbuf_set(err, errlen, "options.diagram_type: unknown diagram type \"%.32s\" "
+			"(expected auto, flowchart, timeline, mindmap, hierarchy or sequence)", v);
+	return HARK_ERR_INVALID_ARG;
+}
+
+/* Printable UTF-8 without control characters, at most MAX_TITLE bytes. */
+static int set_title(struct hark_job_options *o, const char *v, char *err, size_t errlen)
+{
+	size_t n = strlen(v);
+
+	if (n > MAX_TITLE) {
+		hark_errbuf_set(err, errlen, "options.title: longer than %d bytes", MAX_TITLE);
+		return HARK_ERR_INVALID_ARG;
+	}
+	if (!hark_textnorm_utf8_valid(v, n)) {
+		hark_errbuf_set(err, errlen, "options.title: not valid UTF-8");
+		return HARK_ERR_INVALID_ARG;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (c < 0x20 || c == 0x7f) {
+			hark_errbuf_set(err, errlen, "options.title: control characters are not "
+					"allowed");
+			return HARK_ERR_INVALID_ARG;
+		}
+	}
+	memcpy(o->title, v, n + 1);
+	return HARK_OK;
+}
+
+/* "WxH": even, MIN_SIDE..MAX_WIDTH x MIN_SIDE..MAX_HEIGHT. */
+static int set_size(struct hark_job_options *o, const char *v, char *err, size_t errlen)
+{
+	long w = 0, h = 0;
+	const char *p = v;
+	int nd = 0;
+
+	if (!*v) {
+		o->width = o->height = 0;
+		return HARK_OK;
+	}
+	while (*p >= '0' && *p <= '9' && nd < 6) {
+		w = w * 10 + (*p++ - '0');
+		nd++;
+	}
+	if (nd == 0 || (*p != 'x' && *p != 'X'))
+		goto bad;
+	p++;
+	nd = 0;
+	while (*p >= '0' && *p <= '9' && nd < 6) {
+		h = h * 10 + (*p++ - '0');
+		nd++;
+	}
+	if (nd == 0 || *p)
+		goto bad;
+	if (w < MIN_SIDE || w > MAX_WIDTH || h < MIN_SIDE || h > MAX_HEIGHT || (w & 1) || (h & 1))
+		goto bad;
+	o->width = (int)w;
+	o->height = (int)h;
+	return HARK_OK;
+bad:
+	hark_errbuf_set(err, errlen, "options.size: expected \"WxH\" with even numbers within "
+			"%dx%d..%dx%d, got \"%.24s\"", MIN_SIDE, MIN_SIDE, MAX_WIDTH, MAX_HEIGHT, v);
+	return HARK_ERR_INVALID_ARG;
+}
+
 /* Integer analysis fields by name: 1 and *rc set when name is one of them. */
 static int set_analysis_int(struct hark_job_options *o, const char *name, long long v, int *rc,
 			    char *err, size_t errlen)
@@ -366,6 +471,10 @@ static int set_analysis_int(struct hark_job_options *o, const char *name, long l
 	else if (strcmp(name, "overlap_tokens") == 0)
 		*rc = set_int_range(&o->overlap_tokens, name, v, 0, MAX_CHUNK_TOKENS / 2, err,
 				    errlen);
+	else if (strcmp(name, "max_nodes") == 0)
+		*rc = set_int_range(&o->max_nodes, name, v, MIN_NODES, MAX_NODES, err, errlen);
+	else if (strcmp(name, "fps") == 0)
+		*rc = set_int_range(&o->fps, name, v, 1, MAX_FPS, err, errlen);
 	else
 		return 0;
 	return 1;
@@ -505,8 +614,28 @@ static int apply_json_field(struct hark_job_options *o, const char *name, json_t
 		return want_bool(v, name, &o->offline, err, errlen);
 	if (strcmp(name, "force") == 0)
 		return want_bool(v, name, &o->force, err, errlen);
+	if (strcmp(name, "diagram_type") == 0) {
+		if ((rc = want_string(v, name, 1, &s, err, errlen)) != HARK_OK)
+			return rc;
+		return set_diagram_type(o, s ? s : "", err, errlen);
+	}
+	if (strcmp(name, "title") == 0) {
+		if ((rc = want_string(v, name, 1, &s, err, errlen)) != HARK_OK)
+			return rc;
+		return set_title(o, s ? s : "", err, errlen);
+	}
+	if (strcmp(name, "size") == 0) {
+		if ((rc = want_string(v, name, 1, &s, err, errlen)) != HARK_OK)
+			return rc;
+		return set_size(o, s ? s : "", err, errlen);
+	}
+	if (strcmp(name, "dark") == 0)
+		return want_bool(v, name, &o->dark, err, errlen);
+	if (strcmp(name, "captions") == 0)
+		return want_bool(v, name, &o->captions, err, errlen);
 	if (strcmp(name, "batch") == 0 || strcmp(name, "chunk_tokens") == 0 ||
-	    strcmp(name, "overlap_tokens") == 0) {
+	    strcmp(name, "overlap_tokens") == 0 || strcmp(name, "max_nodes") == 0 ||
+	    strcmp(name, "fps") == 0) {
 		if (!json_is_integer(v)) {
 			hark_errbuf_set(err, errlen, "options.%s: expected an integer", name);
 			return HARK_ERR_INVALID_ARG;
@@ -702,21 +831,33 @@ int hark_job_options_set(struct hark_job_options *o, const char *name, const cha
 		return set_date(o, value, err, errlen);
 	if (strcmp(name, "name") == 0)
 		return set_name(o, value, err, errlen);
-	if (strcmp(name, "offline") == 0 || strcmp(name, "force") == 0) {
+	if (strcmp(name, "offline") == 0 || strcmp(name, "force") == 0 ||
+	    strcmp(name, "dark") == 0 || strcmp(name, "captions") == 0) {
 		int b;
 
 		if (parse_bool_text(value, &b) != HARK_OK) {
 			hark_errbuf_set(err, errlen, "options.%s: expected true or false", name);
 			return HARK_ERR_INVALID_ARG;
 		}
-		if (name[0] == 'o')
+		if (strcmp(name, "offline") == 0)
 			o->offline = b;
-		else
+		else if (strcmp(name, "force") == 0)
 			o->force = b;
+		else if (strcmp(name, "dark") == 0)
+			o->dark = b;
+		else
+			o->captions = b;
 		return HARK_OK;
 	}
+	if (strcmp(name, "diagram_type") == 0)
+		return set_diagram_type(o, value, err, errlen);
+	if (strcmp(name, "title") == 0)
+		return set_title(o, value, err, errlen);
+	if (strcmp(name, "size") == 0)
+		return set_size(o, value, err, errlen);
 	if (strcmp(name, "batch") == 0 || strcmp(name, "chunk_tokens") == 0 ||
-	    strcmp(name, "overlap_tokens") == 0) {
+	    strcmp(name, "overlap_tokens") == 0 || strcmp(name, "max_nodes") == 0 ||
+	    strcmp(name, "fps") == 0) {
 		long long n;
 		int rc = HARK_OK;
 
@@ -776,6 +917,35 @@ static int add_analysis_fields(json_t *obj, const struct hark_job_options *o, in
 	return bad ? -1 : 0;
 }
 
+/* Adds the diagram and video fields that are set (video: the video-only
+ * fields too). */
+static int add_visual_fields(json_t *obj, const struct hark_job_options *o, int video)
+{
+	int bad = 0;
+
+	if (o->diagram_type[0])
+		bad |= json_object_set_new(obj, "diagram_type", json_string(o->diagram_type));
+	if (o->dark)
+		bad |= json_object_set_new(obj, "dark", json_true());
+	if (o->title[0])
+		bad |= json_object_set_new(obj, "title", json_string(o->title));
+	if (o->max_nodes > 0)
+		bad |= json_object_set_new(obj, "max_nodes", json_integer(o->max_nodes));
+	if (!video)
+		return bad ? -1 : 0;
+	if (o->width > 0 && o->height > 0) {
+		char size[32];
+
+		snprintf(size, sizeof(size), "%dx%d", o->width, o->height);
+		bad |= json_object_set_new(obj, "size", json_string(size));
+	}
+	if (o->fps > 0)
+		bad |= json_object_set_new(obj, "fps", json_integer(o->fps));
+	if (!o->captions)
+		bad |= json_object_set_new(obj, "captions", json_false());
+	return bad ? -1 : 0;
+}
+
 #define DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(10) | JSON_ENSURE_ASCII)
 
 char *hark_job_options_canonical(const struct hark_job_options *o)
@@ -797,6 +967,7 @@ char *hark_job_options_canonical(const struct hark_job_options *o)
 	bad |= json_object_set_new(obj, "webhook", o->webhook && *o->webhook ?
 				   json_string(o->webhook) : json_null());
 	bad |= add_analysis_fields(obj, o, 0);
+	bad |= add_visual_fields(obj, o, 1);
 	if (!bad)
 		text = json_dumps(obj, DUMP_FLAGS);
 out:
@@ -832,6 +1003,15 @@ void hark_job_options_dedup_key(const struct hark_job_options *o, const char *ty
 	if (type && (strcmp(type, "analyze") == 0 || strcmp(type, "run") == 0) &&
 	    add_analysis_fields(obj, o, 1) != 0)
 		goto out;
+	if (type && (strcmp(type, "diagram") == 0 || strcmp(type, "video") == 0)) {
+		/* the meeting date places relative dates; offline picks the method */
+		if (o->date[0] && json_object_set_new(obj, "date", json_string(o->date)) != 0)
+			goto out;
+		if (o->offline && json_object_set_new(obj, "offline", json_true()) != 0)
+			goto out;
+		if (add_visual_fields(obj, o, strcmp(type, "video") == 0) != 0)
+			goto out;
+	}
 	text = json_dumps(obj, DUMP_FLAGS);
 	if (!text)
 		goto out;

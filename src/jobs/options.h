@@ -2,7 +2,9 @@
  * Job options: the client-supplied JSON object that says how to process a
  * job (engine, model, language, decoding knobs, result formats, priority,
  * webhook, and for meeting analysis the meeting's name and date, chunking,
- * LLM batching and the offline/force switches). Parsing validates every field (unknown fields are rejected so
+ * LLM batching and the offline/force switches, and for diagram and video
+ * jobs the diagram type, theme, title, node cap and the video's size, frame
+ * rate and captions). Parsing validates every field (unknown fields are rejected so
  * typos do not silently change results), canonical serialisation gives a
  * stable text for storage, and the dedup key hashes the content together with
  * only the options that change the result (not priority, formats or webhook).
@@ -37,6 +39,17 @@ struct hark_job_options {
 				 -1 = default */
 	int offline;          /* 1: the offline analyzer even when an LLM is configured */
 	int force;            /* 1: analyse again even when unchanged (no dedup) */
+	/* diagrams ("diagram" and "video" jobs; date, offline and force apply too) */
+	char diagram_type[16]; /* "" = auto (detected), else "flowchart", "timeline",
+				  "mindmap", "hierarchy" or "sequence" */
+	int dark;             /* 1: dark theme */
+	char title[208];      /* diagram title or "" (= derived from the content);
+				 printable UTF-8, at most 200 bytes */
+	int max_nodes;        /* nodes per page, 4..60; 0 = default (24) */
+	/* videos ("video" jobs only) */
+	int width, height;    /* frame size, even, 64..3840 x 64..2160; 0 = 1280x720 */
+	int fps;              /* frames per second, 1..60; 0 = default (30) */
+	int captions;         /* 1 (default): caption band; 0: none */
 };
 
 /* Defaults as documented above. */
@@ -61,6 +74,13 @@ int hark_job_options_set(struct hark_job_options *o, const char *name, const cha
 /* 1 when any meeting-analysis field differs from its default. */
 int hark_job_options_has_analysis(const struct hark_job_options *o);
 
+/* 1 when any diagram field (diagram_type, dark, title, max_nodes) or video
+ * field differs from its default. */
+int hark_job_options_has_visual(const struct hark_job_options *o);
+
+/* 1 when any video-only field (size, fps, captions) differs from its default. */
+int hark_job_options_has_video(const struct hark_job_options *o);
+
 /* Canonical JSON text of all fields (sorted keys, no spaces; the analysis
  * fields only when set); heap, caller frees. */
 char *hark_job_options_canonical(const struct hark_job_options *o);
@@ -69,7 +89,8 @@ char *hark_job_options_canonical(const struct hark_job_options *o);
  * Dedup key: sha256 hex over the job type, the content hash (blob sha or
  * sha256 of the transcript text) and the result-affecting options (for
  * "analyze" and "run" jobs also name, date, batch, chunk_tokens,
- * overlap_tokens and offline).
+ * overlap_tokens and offline; for "diagram" and "video" jobs date, offline
+ * and the diagram fields, and for "video" jobs also size, fps and captions).
  */
 void hark_job_options_dedup_key(const struct hark_job_options *o, const char *type,
 				const char *content_sha, char key[HARK_SHA_HEX_LEN]);

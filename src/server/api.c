@@ -4,7 +4,8 @@
  * multipart uploads with content sniffing), and the tasks that do the
  * blocking part of each route on the work queue (store reads and writes,
  * blob commits, dedup, result reads), meeting-analysis submissions and
- * results, and search over analysed meetings. Everything here except the *_task
+ * results, diagram and video submissions and their (binary) results, and
+ * search over analysed meetings. Everything here except the *_task
  * functions runs on the service thread; tasks touch only their request's
  * task and response fields (see api.h).
  */
@@ -541,6 +542,15 @@ char *hark_api_metrics_text(struct hark_srv *srv, size_t *len)
 	       "hark_analyze_jobs_total{method=\"offline\"} %llu\n"
 	       "hark_analyze_jobs_total{method=\"llm\"} %llu\n",
 	       (unsigned long long)js.analyzed_offline, (unsigned long long)js.analyzed_llm);
+	APPEND("# HELP hark_diagram_jobs_total diagram and video jobs done by this process, "
+	       "by kind and diagram method\n"
+	       "# TYPE hark_diagram_jobs_total counter\n"
+	       "hark_diagram_jobs_total{kind=\"diagram\",method=\"offline\"} %llu\n"
+	       "hark_diagram_jobs_total{kind=\"diagram\",method=\"llm\"} %llu\n"
+	       "hark_diagram_jobs_total{kind=\"video\",method=\"offline\"} %llu\n"
+	       "hark_diagram_jobs_total{kind=\"video\",method=\"llm\"} %llu\n",
+	       (unsigned long long)js.diagrams_offline, (unsigned long long)js.diagrams_llm,
+	       (unsigned long long)js.videos_offline, (unsigned long long)js.videos_llm);
 #undef APPEND
 	if (pos >= cap)
 		pos = cap - 1;
@@ -573,26 +583,58 @@ static int load_job(struct hark_req *r, struct hark_job *j)
 	return HARK_OK;
 }
 
+static int is_visual_type(const char *type)
+{
+	return strcmp(type, "diagram") == 0 || strcmp(type, "video") == 0;
+}
+
+/* The stored "summary" result of a done diagram or video job, parsed, or
+ * NULL (task). */
+static json_t *visual_summary(struct hark_req *r, const struct hark_job *j)
+{
+	char *body = NULL;
+	size_t len = 0;
+	json_t *o = NULL;
+
+	if (j->status != HARK_JOB_DONE || !is_visual_type(j->type))
+		return NULL;
+	if (hark_store_result_get(r->srv->st, j->id, "summary", &body, &len) == HARK_OK)
+		o = json_loadb(body, len, 0, NULL);
+	free(body);
+	return o;
+}
+
 /* The job's summary JSON plus, when the job made LLM calls, an "llm" object
- * with their accounting (docs/SERVER.md, "Job object"). Heap or NULL. */
+ * with their accounting, and for a done diagram or video job a "diagram"
+ * object with its summary (docs/SERVER.md, "Job object"). Heap or NULL. */
 static char *job_summary_with_llm(struct hark_req *r, const struct hark_job *j)
 {
 	char *s = hark_store_job_summary_json(j);
 	struct hark_llm_usage u;
-	json_t *o;
+	json_t *o, *vis;
+	int llm;
 
-	if (!s || hark_store_llm_usage(r->srv->st, j->id, NULL, NULL, 0, &u) != HARK_OK ||
-	    u.calls == 0)
+	if (!s)
+		return s;
+	llm = hark_store_llm_usage(r->srv->st, j->id, NULL, NULL, 0, &u) == HARK_OK && u.calls > 0;
+	vis = visual_summary(r, j);
+	if (!llm && !vis)
 		return s;
 	o = json_loads(s, 0, NULL);
-	if (!o)
+	if (!o) {
+		json_decref(vis);
 		return s;
-	json_object_set_new(o, "llm",
-			    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:f}", "calls", (json_int_t)u.calls,
-				      "requests", (json_int_t)u.requests, "cached",
-				      (json_int_t)u.cached, "failed", (json_int_t)u.failed,
-				      "tokens_in", (json_int_t)u.tokens_in, "tokens_out",
-				      (json_int_t)u.tokens_out, "cost_usd", u.cost_usd));
+	}
+	if (llm)
+		json_object_set_new(o, "llm",
+				    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:f}", "calls",
+					      (json_int_t)u.calls, "requests",
+					      (json_int_t)u.requests, "cached",
+					      (json_int_t)u.cached, "failed", (json_int_t)u.failed,
+					      "tokens_in", (json_int_t)u.tokens_in, "tokens_out",
+					      (json_int_t)u.tokens_out, "cost_usd", u.cost_usd));
+	if (vis)
+		json_object_set_new(o, "diagram", vis);
 	free(s);
 	s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
@@ -630,8 +672,15 @@ static void progress_task(struct hark_req *r)
 
 static const char *format_ctype(const char *fmt)
 {
-	if (strcmp(fmt, "json") == 0 || strcmp(fmt, "minutes") == 0 || strcmp(fmt, "graph") == 0)
+	if (strcmp(fmt, "json") == 0 || strcmp(fmt, "minutes") == 0 || strcmp(fmt, "graph") == 0 ||
+	    strcmp(fmt, "diagram") == 0 || strcmp(fmt, "summary") == 0)
 		return "application/json";
+	if (strcmp(fmt, "svg") == 0)
+		return "image/svg+xml";
+	if (strcmp(fmt, "png") == 0)
+		return "image/png";
+	if (strcmp(fmt, "mp4") == 0)
+		return "video/mp4";
 	if (strcmp(fmt, "minutes.md") == 0)
 		return "text/markdown; charset=utf-8";
 	if (strcmp(fmt, "srt") == 0)
@@ -665,9 +714,14 @@ static void result_task(struct hark_req *r)
 	} else if (j.status == HARK_JOB_CANCELED) {
 		hark_server_set_error(r, 409, "conflict", "the job was canceled");
 	} else {
-		/* analysis jobs answer with their minutes unless a format is named */
+		/* analysis jobs answer with their minutes unless a format is named,
+		 * diagram jobs with their spec, video jobs with their MP4 */
 		if (!r->q_format_set && strcmp(j.type, "analyze") == 0)
 			snprintf(r->q_format, sizeof(r->q_format), "minutes");
+		else if (!r->q_format_set && strcmp(j.type, "diagram") == 0)
+			snprintf(r->q_format, sizeof(r->q_format), "diagram");
+		else if (!r->q_format_set && strcmp(j.type, "video") == 0)
+			snprintf(r->q_format, sizeof(r->q_format), "mp4");
 		rc = hark_store_result_get(r->srv->st, j.id, r->q_format, &body, &len);
 		if (rc == HARK_OK)
 			hark_server_set_response(r, 200, format_ctype(r->q_format), body, len);
@@ -917,8 +971,10 @@ static void insert_job(struct hark_req *r, struct hark_job *j)
 		size_t len = 0;
 		json_t *result = NULL;
 		if (hark_store_result_get(srv->st, j->id,
-					  strcmp(j->type, "analyze") == 0 ? "minutes" : "json", &res,
-					  &len) == HARK_OK)
+					  strcmp(j->type, "analyze") == 0 ? "minutes"
+					  : is_visual_type(j->type)     ? "summary"
+									: "json",
+					  &res, &len) == HARK_OK)
 			result = json_loadb(res, len, 0, NULL);
 		free(res);
 		o = json_pack("{s:s,s:s,s:b,s:o,s:o}", "id", j->id, "status", "done", "cached", 1,
@@ -953,13 +1009,15 @@ static void fill_job(struct hark_req *r, struct hark_job *j, const char *type, c
 
 /* The content part of the dedup key: the content's sha256, and for analysis
  * jobs whose meeting name comes from the file name also that name (the
- * meeting is stored under it). */
+ * meeting is stored under it), and for diagram and video jobs the file name
+ * (the spec's "source"). */
 static void dedup_content(const struct hark_req *r, const char *sha, char out[HARK_SHA_HEX_LEN])
 {
 	char buf[HARK_SHA_HEX_LEN + FILENAME_CAP + 8];
 	int n;
 
-	if (!(strcmp(r->sub_type, "analyze") == 0 || strcmp(r->sub_type, "run") == 0) ||
+	if (!(strcmp(r->sub_type, "analyze") == 0 || strcmp(r->sub_type, "run") == 0 ||
+	      is_visual_type(r->sub_type)) ||
 	    r->opts.name[0] || !r->filename || !*r->filename) {
 		snprintf(out, HARK_SHA_HEX_LEN, "%s", sha);
 		return;
@@ -1409,8 +1467,15 @@ static int sniff_now(struct hark_req *r)
 	if (r->head_len == 0)
 		return early_error(r, 400, "missing_file", "the file part is empty");
 	mt = hark_sniff_media(r->head, r->head_len, &need_more);
+	if (!mt && r->route == HARK_ROUTE_JOBS && strcmp(r->sub_type, "video") == 0) {
+		reject_upload(r, "unsupported_media_type");
+		return early_error(r, 415, "unsupported_media_type",
+				   "a video job needs an audio or video upload (its sound track "
+				   "is the video's); for a transcript use type=diagram");
+	}
 	if (!mt && r->route == HARK_ROUTE_JOBS &&
-	    (!r->sub_type[0] || strcmp(r->sub_type, "analyze") == 0) &&
+	    (!r->sub_type[0] || strcmp(r->sub_type, "analyze") == 0 ||
+	     strcmp(r->sub_type, "diagram") == 0) &&
 	    looks_like_text(r->head, r->head_len, r->file_done)) {
 		/* a transcript for analysis (the type field may still come) */
 		r->text_file = 1;
@@ -1543,16 +1608,19 @@ static int mp_end(void *user)
 			r->field = NULL;
 		} else if (r->route == HARK_ROUTE_JOBS && strcmp(k, "type") == 0) {
 			if (strcmp(v, "transcribe") != 0 && strcmp(v, "analyze") != 0 &&
-			    strcmp(v, "run") != 0)
+			    strcmp(v, "run") != 0 && !is_visual_type(v))
 				return early_error(r, 400, "bad_request",
 						   "type: \"%.32s\" is not an upload job type "
-						   "(transcribe, analyze or run)", v);
+						   "(transcribe, analyze, run, diagram or video)", v);
 			snprintf(r->sub_type, sizeof(r->sub_type), "%s", v);
 		} else if (r->route == HARK_ROUTE_JOBS &&
 			   (strcmp(k, "name") == 0 || strcmp(k, "date") == 0 ||
 			    strcmp(k, "batch") == 0 || strcmp(k, "chunk_tokens") == 0 ||
 			    strcmp(k, "overlap_tokens") == 0 || strcmp(k, "offline") == 0 ||
-			    strcmp(k, "force") == 0)) {
+			    strcmp(k, "force") == 0 || strcmp(k, "diagram_type") == 0 ||
+			    strcmp(k, "dark") == 0 || strcmp(k, "title") == 0 ||
+			    strcmp(k, "max_nodes") == 0 || strcmp(k, "size") == 0 ||
+			    strcmp(k, "fps") == 0 || strcmp(k, "captions") == 0)) {
 			char err[256] = "";
 			if (hark_job_options_set(&r->opts, k, v, err, sizeof(err)) != HARK_OK)
 				return early_error(r, 400, "invalid_option", "%s",
@@ -1654,16 +1722,42 @@ void hark_api_upload_report(struct hark_req *r)
 
 /* ---- request entry points ------------------------------------------------------------- */
 
-/* Analysis options given to a job type that does not analyse: 1 with err. */
+/* Options given to a job type they do not apply to: 1 with err. Analysis
+ * options (name, batch, chunk_tokens, overlap_tokens) belong to analyze and
+ * run jobs; date, offline and force to those and to diagram and video jobs;
+ * the diagram options to diagram and video jobs; size, fps and captions to
+ * video jobs. */
 static int analysis_options_misplaced(const struct hark_req *r, const char *type, char *err,
 				      size_t errlen)
 {
-	if (strcmp(type, "analyze") == 0 || strcmp(type, "run") == 0 ||
-	    !hark_job_options_has_analysis(&r->opts))
-		return 0;
-	snprintf(err, errlen, "options: name, date, batch, chunk_tokens, overlap_tokens, "
-		 "offline and force apply to analyze and run jobs only (this is a %s job)", type);
-	return 1;
+	const struct hark_job_options *o = &r->opts;
+	int analysis = strcmp(type, "analyze") == 0 || strcmp(type, "run") == 0;
+	int visual = is_visual_type(type), video = strcmp(type, "video") == 0;
+
+	if (!analysis && (o->name[0] || o->batch > 0 || o->chunk_tokens > 0 ||
+			  o->overlap_tokens >= 0)) {
+		snprintf(err, errlen, "options: name, batch, chunk_tokens and overlap_tokens apply "
+			 "to analyze and run jobs only (this is a %s job)", type);
+		return 1;
+	}
+	if (!analysis && !visual && hark_job_options_has_analysis(o)) {
+		snprintf(err, errlen, "options: name, date, batch, chunk_tokens, overlap_tokens, "
+			 "offline and force apply to analyze, run, diagram and video jobs only "
+			 "(this is a %s job)", type);
+		return 1;
+	}
+	if (!visual && hark_job_options_has_visual(o)) {
+		snprintf(err, errlen, "options: diagram_type, dark, title, max_nodes, size, fps "
+			 "and captions apply to diagram and video jobs only (this is a %s job)",
+			 type);
+		return 1;
+	}
+	if (!video && hark_job_options_has_video(o)) {
+		snprintf(err, errlen, "options: size, fps and captions apply to video jobs only "
+			 "(this is a %s job)", type);
+		return 1;
+	}
+	return 0;
 }
 
 static int json_body_done(struct hark_req *r)
@@ -1709,14 +1803,16 @@ static int json_body_done(struct hark_req *r)
 			break;
 	}
 	if (!rc && type && strcmp(type, "noop") != 0 && strcmp(type, "transcript") != 0 &&
-	    strcmp(type, "analyze") != 0) {
+	    strcmp(type, "analyze") != 0 && strcmp(type, "diagram") != 0) {
 		rc = 1;
-		if (strcmp(type, "transcribe") == 0 || strcmp(type, "run") == 0)
+		if (strcmp(type, "transcribe") == 0 || strcmp(type, "run") == 0 ||
+		    strcmp(type, "video") == 0)
 			snprintf(err, sizeof(err),
-				 "type: \"%.32s\" needs a file upload (multipart/form-data)", type);
+				 "type: \"%.32s\" needs an audio or video file upload "
+				 "(multipart/form-data)", type);
 		else
 			snprintf(err, sizeof(err), "type: unknown job type \"%.32s\" (transcribe, "
-				 "transcript, analyze, run or noop)", type);
+				 "transcript, analyze, run, diagram, video or noop)", type);
 	}
 	if (!rc && type && strcmp(type, "noop") == 0 && text) {
 		rc = 1;
@@ -1744,8 +1840,8 @@ static int json_body_done(struct hark_req *r)
 			return 0;
 		}
 	}
-	if (type && strcmp(type, "analyze") == 0)
-		snprintf(r->sub_type, sizeof(r->sub_type), "analyze");
+	if (type && (strcmp(type, "analyze") == 0 || strcmp(type, "diagram") == 0))
+		snprintf(r->sub_type, sizeof(r->sub_type), "%s", type);
 	if (analysis_options_misplaced(r, type ? type : text ? "transcript" : "noop", err,
 				       sizeof(err))) {
 		json_decref(root);
@@ -1761,17 +1857,26 @@ static int json_body_done(struct hark_req *r)
 	return 0;
 }
 
-/* The whole multipart body of a text upload (type analyze, or a text file
- * whose type field never said analyze) has arrived. */
+/* The whole multipart body of a text upload (type analyze or diagram, or a
+ * text file whose type field never said so) has arrived. */
 static int text_upload_done(struct hark_req *r)
 {
 	char err[256] = "";
 
-	if (strcmp(r->sub_type, "analyze") != 0) {
+	if (strcmp(r->sub_type, "video") == 0) {
+		reject_upload(r, "unsupported_media_type");
+		early_error(r, 415, "unsupported_media_type",
+			    "a video job needs an audio or video upload (its sound track is the "
+			    "video's); for a transcript use type=diagram");
+		return 0;
+	}
+	if (strcmp(r->sub_type, "diagram") == 0 && r->text_file) {
+		/* a transcript to draw; the checks below are those of analyze */
+	} else if (strcmp(r->sub_type, "analyze") != 0) {
 		reject_upload(r, "unsupported_media_type");
 		early_error(r, 415, "unsupported_media_type",
 			    "the upload is not audio or video hark can read (a transcript "
-			    "file needs the form field type=analyze)");
+			    "file needs the form field type=analyze or type=diagram)");
 		return 0;
 	}
 	if (!r->text_file) {
@@ -1789,13 +1894,17 @@ static int text_upload_done(struct hark_req *r)
 	    !hark_textnorm_utf8_valid(r->json, r->json_len)) {
 		reject_upload(r, "unsupported_media_type");
 		early_error(r, 415, "unsupported_media_type",
-			    "an analyze upload must be UTF-8 text (SRT, VTT, JSON or plain text)");
+			    "a transcript upload must be UTF-8 text (SRT, VTT, JSON or plain text)");
 		return 0;
 	}
 	if (r->options_text &&
 	    hark_job_options_parse(r->options_text, strlen(r->options_text), &r->opts, err,
 				   sizeof(err))) {
 		early_error(r, 400, "invalid_option", "%s", err[0] ? err : "invalid options");
+		return 0;
+	}
+	if (analysis_options_misplaced(r, r->sub_type, err, sizeof(err))) {
+		early_error(r, 400, "invalid_option", "%s", err);
 		return 0;
 	}
 	submit_or_503(r, submit_json_task, NULL);
@@ -2088,7 +2197,9 @@ static int query_args(struct hark_req *r)
 		if (strcmp(r->q_format, "json") && strcmp(r->q_format, "txt") &&
 		    strcmp(r->q_format, "srt") && strcmp(r->q_format, "vtt") &&
 		    strcmp(r->q_format, "minutes") && strcmp(r->q_format, "minutes.md") &&
-		    strcmp(r->q_format, "graph")) {
+		    strcmp(r->q_format, "graph") && strcmp(r->q_format, "diagram") &&
+		    strcmp(r->q_format, "svg") && strcmp(r->q_format, "png") &&
+		    strcmp(r->q_format, "mp4") && strcmp(r->q_format, "summary")) {
 			hark_server_set_error(r, 404, "not_found", "unknown result format \"%s\"",
 					      r->q_format);
 			return 1;

@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 
 #include "hark/hark.h"
+#include "llm/schema.h"
 #include "llm/tokens.h"
 #include "util/errbuf.h"
 
@@ -769,14 +770,62 @@ static json_t *break_schema(const struct hark_sim_chat *c, json_t *v)
 	}
 }
 
+/*
+ * A draft the prompt asks the model to refine: the first ```json fenced block
+ * of a user message that already satisfies the reply schema. A model asked to
+ * improve a valid draft returns a valid document, so the simulator returns
+ * the draft (new reference) with its "title" marked as refined, else NULL.
+ */
+static json_t *draft_in_prompt(const struct hark_sim_chat *c)
+{
+	struct hark_llm_schema *cs = NULL;
+	char *txt = NULL, serr[128];
+	json_t *v = NULL;
+
+	for (size_t i = 0; i < c->n_msgs && !v; i++) {
+		const char *t = c->contents[i], *a, *b;
+
+		if (strcmp(c->roles[i], "user") != 0)
+			continue;
+		a = strstr(t, "```json\n");
+		b = a ? strstr(a + 8, "\n```") : NULL;
+		if (!b)
+			continue;
+		v = json_loadb(a + 8, (size_t)(b - (a + 8)), 0, NULL);
+	}
+	if (!v)
+		return NULL;
+	txt = json_dumps(c->schema, JSON_COMPACT);
+	if (!txt || hark_llm_schema_compile(txt, &cs, serr, sizeof(serr)) != 0 ||
+	    hark_llm_schema_validate(cs, v, serr, sizeof(serr)) != 0) {
+		json_decref(v);
+		v = NULL;
+	} else if (json_is_string(json_object_get(v, "title"))) {
+		char buf[220];
+
+		snprintf(buf, sizeof(buf), "%.190s (refined)",
+			 json_string_value(json_object_get(v, "title")));
+		json_object_set_new(v, "title", json_string(buf));
+	}
+	hark_llm_schema_free(cs);
+	free(txt);
+	return v;
+}
+
 int hark_sim_chat_content(const struct hark_sim_chat *c, int variant, char **content,
 			  size_t *len)
 {
 	char *out = NULL;
+	json_t *draft = NULL;
 
 	*content = NULL;
 	*len = 0;
-	if (c->schema) {
+	if (c->schema && (draft = draft_in_prompt(c)) != NULL) {
+		if (variant == HARK_SIM_REPLY_WRONG_SCHEMA)
+			draft = break_schema(c, draft);
+		out = draft ? json_dumps(draft, JSON_COMPACT) : NULL;
+		json_decref(draft);
+	} else if (c->schema) {
 		const char *fb = first_user(c);
 		json_t *v = hark_sim_schema_instance(c->schema, c->schema, c->chunks, c->n_chunks, fb,
 						     strlen(fb), c->h);
