@@ -9,7 +9,7 @@
  * turn; labels are cleaned and shortened at word boundaries; long inputs are
  * paginated so no page exceeds max_nodes. Pure ASCII case folding, no
  * locale, no randomness; work is linear in the input apart from small
- * per-sentence caps. docs/STRUCTURE.md describes the rules.
+ * per-sentence caps. docs/VIDEO.md describes the rules.
  */
 #include "analyze/structure.h"
 
@@ -904,6 +904,10 @@ static int b_node_text(struct bld *b, size_t t, size_t from, size_t to, const ch
 
 	if (label_of(b->c, t, from, to, b->lab, sizeof(b->lab)) == 0)
 		snprintf(b->lab, sizeof(b->lab), "(untitled)");
+	/* steps, decisions, events and units read as sentences: capital first
+	 * letter (sub-topic keywords stay as spoken) */
+	if (strcmp(kind, "subtopic") != 0 && b->lab[0] >= 'a' && b->lab[0] <= 'z')
+		b->lab[0] = (char)(b->lab[0] - 'a' + 'A');
 	return b_node(b, b->lab, kind, &sp, id);
 }
 

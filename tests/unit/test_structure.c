@@ -562,7 +562,8 @@ static void test_labels_shortened(void **state)
 	size_t L = strlen(x->label);
 	assert_true(L > 3 && strcmp(x->label + L - 3, "...") == 0);
 	assert_true(x->label[L - 4] != ' ');
-	assert_int_equal(strncmp(x->label, "carefully unpack", 16), 0);
+	/* steps read as sentences: capital first letter */
+	assert_int_equal(strncmp(x->label, "Carefully unpack", 16), 0);
 	hark_diagram_clear(&d);
 	free(tc.buf);
 }
