@@ -189,7 +189,7 @@ static const char *const STOP[] = {
 	"haven't", "hasn't", "couldn't", "wouldn't", "shouldn't", "i've", "you've", "we've",
 	"they're", "they've", "he's", "she's", "what's", "it'll", "you'll", "i'd", "we'd",
 	"hello", "hi", "hey", "bye", "thanks", "thank", "please", "neither", "either",
-	"though", "although", "here's", "there're", NULL,
+	"though", "although", "here's", "there're", "whether", NULL,
 };
 
 static int is_stop(const char *w)
@@ -2226,6 +2226,17 @@ static int build_mind(struct bld *b, const char *top, const struct wc_ent *topen
 		}
 		if (orc == 0 && m.n_topics >= 2) {
 			size_t nt = m.n_topics < budget ? m.n_topics : budget;
+			/* the root names the whole meeting, not its most frequent word */
+			if (!c->p.title) {
+				char *nl = dup_str("Meeting topics");
+				if (!nl) {
+					rc = HARK_ERR_NOMEM;
+					goto out;
+				}
+				free(b->d->nodes[0].label);
+				b->d->nodes[0].label = nl;
+				b->d->nodes[0].span = NO_SPAN;
+			}
 			size_t left = budget - nt, per = nt ? left / nt : 0;
 			if (per > 3)
 				per = 3;
@@ -2243,8 +2254,10 @@ static int build_mind(struct bld *b, const char *top, const struct wc_ent *topen
 					rc = hark_diagram_add_edge(b->d, rid, tid, NULL, -1, &sp);
 				for (size_t q = 0, a = 0; q < tp->n_keywords && a < per && rc == 0; q++) {
 					const char *kw = tp->keywords[q];
-					if (!kw || make_label(kw, strlen(kw), c->p.max_label, b->lab,
-							      sizeof(b->lab)) == 0)
+					/* a keyword already in the topic's title adds nothing */
+					if (!kw || strcasestr(tp->title, kw) ||
+					    make_label(kw, strlen(kw), c->p.max_label, b->lab,
+						       sizeof(b->lab)) == 0)
 						continue;
 					rc = b_node(b, b->lab, "subtopic", &sp, kid);
 					if (rc == 0)
@@ -2501,6 +2514,9 @@ int hark_structure_build(const struct hark_chunk_turn *turns, size_t n, int type
 	if (c.p.title)
 		make_label(c.p.title, strlen(c.p.title), HARK_DIAGRAM_MAX_LABEL / 4, b.lab,
 			   sizeof(b.lab));
+	else if (out->type == HARK_DIAGRAM_MINDMAP && out->n_nodes > 0)
+		snprintf(b.lab, sizeof(b.lab), "%s: %.150s", TYPE_TITLE[out->type],
+			 out->nodes[0].label);
 	else if (have_top) {
 		char tl[WORD_BYTES * 4];
 		make_label(top, strlen(top), WORD_BYTES, tl, sizeof(tl));

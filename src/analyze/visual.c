@@ -19,6 +19,10 @@
 #include "llm/llm.h"
 #include "util/errbuf.h"
 
+/* With type detection, an input whose detected structure needs more pages
+ * than this is summarised as a mind map of topics instead. */
+#define VISUAL_AUTO_PAGES 3
+
 /* Largest user message sent (bytes); longer transcripts are cut by turns. */
 #define VISUAL_MAX_PROMPT ((size_t)200 * 1024)
 
@@ -338,7 +342,22 @@ int hark_visual_build(const struct hark_chunk_turn *turns, size_t n,
 		goto out;
 	out->n_pages = 1;
 	out->total_pages = out->pages[0].pages > 0 ? (size_t)out->pages[0].pages : 1;
-	if (out->pages[0].type != type)
+	if (p->type < 0 && type != HARK_DIAGRAM_MINDMAP && out->total_pages > VISUAL_AUTO_PAGES) {
+		/* a long meeting whose cues are spread thin: one readable mind map
+		 * of its topics rather than many pages of a detected structure */
+		size_t had = out->total_pages;
+
+		hark_diagram_clear(&out->pages[0]);
+		rc = hark_structure_build(turns, n, HARK_DIAGRAM_MINDMAP, &sp, &out->pages[0], err,
+					  errlen);
+		if (rc != HARK_OK)
+			goto out;
+		out->total_pages = 1;
+		snprintf(out->note, sizeof(out->note),
+			 "long input: a mind map of its topics instead of %zu %s pages", had,
+			 hark_diagram_type_name(type));
+		type = HARK_DIAGRAM_MINDMAP;
+	} else if (out->pages[0].type != type)
 		snprintf(out->note, sizeof(out->note),
 			 "no %s structure found: a mind map of the topics instead",
 			 hark_diagram_type_name(type));

@@ -206,6 +206,17 @@ static void test_long_input_pages(void **state)
 		assert_true(r.pages[k].n_nodes <= p.max_nodes);
 	}
 	hark_visual_result_clear(&r);
+	/* detected, the same input is summarised into one readable mind map */
+	p.type = -1;
+	assert_int_equal(hark_visual_build(t, n, &p, &r, err, sizeof(err)), HARK_OK);
+	assert_int_equal(r.scores.best, HARK_DIAGRAM_FLOWCHART);
+	assert_int_equal(r.n_pages, 1);
+	assert_int_equal(r.total_pages, 1);
+	assert_int_equal(r.pages[0].type, HARK_DIAGRAM_MINDMAP);
+	assert_non_null(strstr(r.note, "long input"));
+	assert_true(r.pages[0].n_nodes >= 3 && r.pages[0].n_nodes <= p.max_nodes);
+	assert_valid(&r.pages[0]);
+	hark_visual_result_clear(&r);
 	for (size_t i = 0; i < n; i++)
 		free(txt[i]);
 	free(txt);
