@@ -5,19 +5,27 @@
 # real speech (shared audio, transcribed) gets a diagram; the MP4 of the
 # shared 30 s conversation (with its reference transcript) and of JFK
 # (transcribed) has one H.264 and one AAC stream, the audio's duration and
-# fps x duration frames; bad input (unknown type, missing file, no speech,
-# text given as audio, unwritable output) gets a clear error and exit code.
+# fps x duration frames; with hark-llm-sim as the provider the validated
+# answer is used, cached, and replaced by the offline spec when it never
+# fits the schema; bad input (unknown type, missing file, no speech,
+# silence, text given as audio, unwritable output) gets a clear error and
+# exit code.
 set -u
 bin=${HARK_BIN:-}
 shared=${HARK_SHARED:-../shared}
-src=${HARK_SOURCE_DIR:-.}
+sim=${HARK_SIM_BIN:-}
 if [ -z "$bin" ] || [ ! -x "$bin" ]; then echo "FAIL: HARK_BIN not set"; exit 1; fi
 command -v python3 >/dev/null || { echo "skip: python3 missing"; exit 77; }
 command -v ffprobe >/dev/null || { echo "skip: ffprobe missing"; exit 77; }
 unset HARK_CONFIG HARK_LLM_BASE_URL HARK_LLM_MODEL HARK_LLM_API_KEY_ENV HARK_LLM_API_KEY HARK_PROMPTS_DIR
 
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+simpid=
+cleanup() {
+  if [ -n "$simpid" ] && kill -0 "$simpid" 2>/dev/null; then kill -9 "$simpid"; wait "$simpid" 2>/dev/null; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
 py() { python3 -c 'import json,sys; d=json.load(sys.stdin); a=sys.argv[2:]; print(eval(sys.argv[1]))' "$@"; }
@@ -122,6 +130,57 @@ rc=$?
 [ $? -eq "$(code_of 4)" ] || bad "video of a missing file"
 "$bin" video "$tmp/nope.wav" --size 321x240 2>/dev/null
 [ $? -eq 2 ] || bad "odd --size is not a usage error"
+
+# ---- no speech: silence is an empty-input error, not a crash ----
+if command -v sox >/dev/null; then
+  sox -n -r 16000 -c 1 "$tmp/silence.wav" trim 0 3
+  "$bin" diagram "$tmp/silence.wav" -o "$tmp/sil" 2>"$tmp/e.err"
+  [ $? -eq "$(code_of 7)" ] || { bad "silence is not an empty-input error"; cat "$tmp/e.err"; }
+  grep -q 'no speech' "$tmp/e.err" || bad "silence error does not say no speech"
+  [ ! -e "$tmp/sil/silence.png" ] || bad "silence produced a diagram"
+fi
+
+# ---- with an LLM provider (the simulator): refined, validated, cached ----
+if [ -n "$sim" ] && [ -x "$sim" ]; then
+  echo '{"models": [{"name": "m", "context_window": 32768, "max_output_tokens": 8192}], "latency": {"dist": "fixed", "s": 0.1}}' >"$tmp/simcfg.json"
+  "$sim" --listen 127.0.0.1:0 --port-file "$tmp/port" --config "$tmp/simcfg.json" --log "$tmp/sim.jsonl" \
+    --time-scale 1 >"$tmp/sim.out" 2>&1 &
+  simpid=$!
+  port=
+  for _ in $(seq 200); do
+    if [ -s "$tmp/port" ]; then port=$(head -n 1 "$tmp/port"); break; fi
+    kill -0 "$simpid" 2>/dev/null || break
+    sleep 0.05
+  done
+  [ -n "$port" ] || { echo "FAIL: hark-llm-sim did not start"; cat "$tmp/sim.out"; exit 1; }
+  printf '{"providers":[{"name":"sim","base_url":"http://127.0.0.1:%s/v1","api_key_env":"HARK_T_KEY","models":[{"name":"m","context_window":32768,"max_output_tokens":8192}]}],"routes":{"diagram":["sim/m"]}}\n' "$port" >"$tmp/hark.json"
+  export HARK_T_KEY=k
+  chats() { python3 -c 'import json,sys; print(sum(1 for l in open(sys.argv[1]) if l.strip() and "chat" in json.loads(l).get("kind", json.loads(l).get("path", ""))))' "$tmp/sim.jsonl"; }
+  "$bin" diagram "$tmp/order.txt" -o "$tmp/llm" --config "$tmp/hark.json" --data "$tmp/ldata" -q --json \
+    >"$tmp/l1.json" 2>"$tmp/l1.err" || { bad "diagram with a provider failed"; cat "$tmp/l1.err"; }
+  [ "$(py 'd["method"]' <"$tmp/l1.json")" = llm ] || bad "provider answer not used"
+  [ "$(py 'd["llm_calls"]' <"$tmp/l1.json")" = 1 ] || bad "not exactly one LLM call"
+  check_spec "$tmp/llm/order.diagram.json" flowchart || bad "LLM spec invalid"
+  grep -q '(refined)' "$tmp/llm/order.diagram.json" || bad "the spec is not the provider's answer"
+  is_png "$tmp/llm/order.png" || bad "LLM PNG missing"
+  n1=$(chats)
+  [ "$n1" -ge 1 ] || bad "the simulator logged no chat request"
+  "$bin" diagram "$tmp/order.txt" -o "$tmp/llm2" --config "$tmp/hark.json" --data "$tmp/ldata" -q \
+    || bad "second run failed"
+  n2=$(chats)
+  [ "$n1" = "$n2" ] || bad "the unchanged request was sent again ($n1 -> $n2)"
+  cmp -s "$tmp/llm/order.diagram.json" "$tmp/llm2/order.diagram.json" || bad "cached answer differs"
+  # provider answers that never fit the schema: the offline spec, with a note
+  printf 'Ana: First we open the box.\nAna: Then we check the parts. [[sim:wrong_schema times=all]]\nAna: If one is missing we call the shop, otherwise we build it.\n' >"$tmp/bad.txt"
+  "$bin" diagram "$tmp/bad.txt" -o "$tmp/llm" --config "$tmp/hark.json" --data "$tmp/ldata" -q --json \
+    >"$tmp/l3.json" 2>/dev/null || bad "invalid provider answers failed the diagram"
+  [ "$(py 'd["method"]' <"$tmp/l3.json")" = offline ] || bad "invalid answers were used"
+  [ -n "$(py 'd["note"]' <"$tmp/l3.json")" ] || bad "no note on the fallback"
+  check_spec "$tmp/llm/bad.diagram.json" any || bad "fallback spec invalid"
+  "$bin" diagram "$tmp/order.txt" -o "$tmp/off" --config "$tmp/hark.json" --offline -q --json >"$tmp/l4.json" \
+    || bad "--offline failed"
+  [ "$(py 'd["method"]' <"$tmp/l4.json")" = offline ] || bad "--offline used the provider"
+fi
 
 # ---- video probes ----
 probe() { # file -> "vcodec acodec nb_frames duration vstreams astreams"
