@@ -1727,9 +1727,13 @@ static int build_hier(struct bld *b, int *absent, char *err, size_t errlen)
 			int cf = at_list(sw, k, CHILD_FIRST), pf = -1;
 			if (cf < 0)
 				pf = at_list(sw, k, PARENT_FIRST);
-			if (cf < 0 && pf < 0)
+			const char *ph;
+			if (cf >= 0)
+				ph = CHILD_FIRST[cf];
+			else if (pf >= 0)
+				ph = PARENT_FIRST[pf];
+			else
 				continue;
-			const char *ph = cf >= 0 ? CHILD_FIRST[cf] : PARENT_FIRST[pf];
 			if (pf >= 0 && (strcmp(ph, "has") == 0 || strcmp(ph, "have") == 0 ||
 					strcmp(ph, "includes") == 0 || strcmp(ph, "runs") == 0 ||
 					strcmp(ph, "owns") == 0) && !unit_in(sw))

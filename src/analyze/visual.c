@@ -356,7 +356,6 @@ int hark_visual_build(const struct hark_chunk_turn *turns, size_t n,
 		snprintf(out->note, sizeof(out->note),
 			 "long input: a mind map of its topics instead of %zu %s pages", had,
 			 hark_diagram_type_name(type));
-		type = HARK_DIAGRAM_MINDMAP;
 	} else if (out->pages[0].type != type)
 		snprintf(out->note, sizeof(out->note),
 			 "no %s structure found: a mind map of the topics instead",

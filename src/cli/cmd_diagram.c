@@ -546,7 +546,6 @@ static int run_cmd(int argc, char **argv, int video)
 		if (rc != HARK_OK)
 			goto fail;
 		hark_audio_close(a);
-		subject = o.transcript;
 		rc = read_turns(&o, o.transcript, 0, &tt, &turns, &n_turns, &owner, date, &dur, err,
 				sizeof(err));
 		subject = o.input;

@@ -475,8 +475,11 @@ static int set_analysis_int(struct hark_job_options *o, const char *name, long l
 		*rc = set_int_range(&o->max_nodes, name, v, MIN_NODES, MAX_NODES, err, errlen);
 	else if (strcmp(name, "fps") == 0)
 		*rc = set_int_range(&o->fps, name, v, 1, MAX_FPS, err, errlen);
-	else
+	else {
+		hark_errbuf_set(err, errlen, "options.%.64s: unknown option", name);
+		*rc = HARK_ERR_INVALID_ARG;
 		return 0;
+	}
 	return 1;
 }
 

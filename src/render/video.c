@@ -674,6 +674,11 @@ int hark_video_encode(const char *audio_path, const char *out_path,
 	rate = aac_rate(aac, hark_audio_info(probe)->src_rate);
 	hark_audio_close(probe);
 	probe = NULL;
+	if (rate <= 0) {
+		hark_errbuf_set(err, errlen, "the AAC encoder lists no usable sample rate");
+		ret = HARK_ERR_UNSUPPORTED;
+		goto out;
+	}
 	ap.out_rate = rate;
 	ap.out_channels = 2;
 	if ((ret = count_samples(audio_path, &ap, &vp, &nsamples, err, errlen)))
