@@ -2179,6 +2179,54 @@ static int add_keywords(struct bld *b, const char *parent_id, const char *head,
 	return rc;
 }
 
+static const char *const TYPE_TITLE[HARK_DIAGRAM_N_TYPES] = {
+	"Flowchart", "Timeline", "Mind map", "Hierarchy", "Sequence",
+};
+
+/* A title from the diagram's own structure: the top of a hierarchy, the
+ * parties of a sequence, the span of a dated timeline. 0 = none. */
+static int structural_title(const struct hark_diagram *d, char *buf, size_t cap)
+{
+	if (d->type == HARK_DIAGRAM_HIERARCHY) {
+		for (size_t i = 0; i < d->n_nodes; i++) {
+			int has_parent = 0;
+
+			for (size_t k = 0; k < d->n_edges && !has_parent; k++)
+				has_parent = strcmp(d->edges[k].to, d->nodes[i].id) == 0;
+			if (!has_parent) {
+				snprintf(buf, cap, "%s: %.150s", TYPE_TITLE[d->type], d->nodes[i].label);
+				return 1;
+			}
+		}
+	} else if (d->type == HARK_DIAGRAM_SEQUENCE && d->n_nodes >= 2) {
+		if (d->n_nodes == 2)
+			snprintf(buf, cap, "%s: %.80s and %.80s", TYPE_TITLE[d->type],
+				 d->nodes[0].label, d->nodes[1].label);
+		else
+			snprintf(buf, cap, "%s: %.60s, %.60s and %zu more", TYPE_TITLE[d->type],
+				 d->nodes[0].label, d->nodes[1].label, d->n_nodes - 2);
+		return 1;
+	} else if (d->type == HARK_DIAGRAM_TIMELINE) {
+		const char *lo = NULL, *hi = NULL;
+
+		for (size_t i = 0; i < d->n_nodes; i++) {
+			const char *dt = d->nodes[i].date;
+
+			if (!dt || strlen(dt) < 4)
+				continue;
+			if (!lo || strcmp(dt, lo) < 0)
+				lo = dt;
+			if (!hi || strcmp(dt, hi) > 0)
+				hi = dt;
+		}
+		if (lo && hi && strncmp(lo, hi, 4) != 0) {
+			snprintf(buf, cap, "%s, %.4s to %.4s", TYPE_TITLE[d->type], lo, hi);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 static int build_mind(struct bld *b, const char *top, const struct wc_ent *topent,
 		      char *err, size_t errlen)
 {
@@ -2409,9 +2457,6 @@ out:
 
 /* ------------------------------------------------------------ build --- */
 
-static const char *const TYPE_TITLE[HARK_DIAGRAM_N_TYPES] = {
-	"Flowchart", "Timeline", "Mind map", "Hierarchy", "Sequence",
-};
 
 int hark_structure_build(const struct hark_chunk_turn *turns, size_t n, int type,
 			 const struct hark_structure_params *pp, struct hark_diagram *out,
@@ -2521,6 +2566,8 @@ int hark_structure_build(const struct hark_chunk_turn *turns, size_t n, int type
 	else if (out->type == HARK_DIAGRAM_MINDMAP && out->n_nodes > 0)
 		snprintf(b.lab, sizeof(b.lab), "%s: %.150s", TYPE_TITLE[out->type],
 			 out->nodes[0].label);
+	else if (out->n_nodes > 0 && structural_title(out, b.lab, sizeof(b.lab)))
+		;
 	else if (have_top) {
 		char tl[WORD_BYTES * 4];
 		make_label(top, strlen(top), WORD_BYTES, tl, sizeof(tl));
