@@ -201,6 +201,61 @@ static int is_stop(const char *w)
 
 /* ------------------------------------------------------- sentences --- */
 
+/*
+ * A second dated clause inside a sentence ("..., and in 2021 we ...",
+ * "...; in March we ..."): returns where the first part ends (the comma or
+ * semicolon) and sets *next to the start of "in", or returns e when there is
+ * none. Such a sentence holds two events, so it is cut there.
+ */
+static int ascii_prefix(const char *t, const char *lowp, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (lower(t[i]) != lowp[i])
+			return 0;
+	return 1;
+}
+
+static int is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static size_t date_clause(const char *tx, size_t b, size_t e, size_t *next)
+{
+	static const char *const LEADS[] = { ", and in ", "; and in ", "; in ", ", then in ",
+					     ", and then in ", NULL };
+	static const char *const MONTHS[] = { "january", "february", "march", "april", "may",
+					      "june", "july", "august", "september", "october",
+					      "november", "december", NULL };
+
+	for (size_t i = b; i < e; i++) {
+		if (tx[i] != ',' && tx[i] != ';')
+			continue;
+		for (size_t k = 0; LEADS[k]; k++) {
+			size_t L = strlen(LEADS[k]), a = i + L, in_at = i + L - 3;
+			int ok = 0;
+
+			if (a >= e || !ascii_prefix(tx + i, LEADS[k], L))
+				continue;
+			if (a + 4 <= e && (tx[a] == '1' || tx[a] == '2') && is_digit(tx[a + 1]) &&
+			    is_digit(tx[a + 2]) && is_digit(tx[a + 3]) &&
+			    (a + 4 == e || !is_wordc((unsigned char)tx[a + 4])))
+				ok = 1;
+			for (size_t m = 0; !ok && MONTHS[m]; m++) {
+				size_t ml = strlen(MONTHS[m]);
+
+				ok = a + ml <= e && ascii_prefix(tx + a, MONTHS[m], ml) &&
+				     (a + ml == e || !is_wordc((unsigned char)tx[a + ml]));
+			}
+			if (ok) {
+				*next = in_at;
+				return i;
+			}
+		}
+	}
+	return e;
+}
+
 static int split_all(struct ctx *c, char *err, size_t errlen)
 {
 	size_t cap = 0, total = 0;
@@ -225,26 +280,31 @@ static int split_all(struct ctx *c, char *err, size_t errlen)
 			continue;
 		hark_cues_split_sentences(tx, L, sp, MAX_SENTS_TURN, &ns);
 		for (size_t k = 0; k < ns && c->n_s < MAX_SENTS; k++) {
-			size_t b = sp[k].start, e = sp[k].end;
-			size_t j;
-			for (j = b; j < e && !is_wordc((unsigned char)tx[j]); j++)
-				;
-			if (j >= e)
-				continue;
-			if (c->n_s == cap) {
-				size_t nc = cap ? cap * 2 : 64;
-				struct sent *ns2 = realloc(c->s, nc * sizeof(*ns2));
-				if (!ns2) {
-					rc = HARK_ERR_NOMEM;
-					goto out;
+			size_t b = sp[k].start, e0 = sp[k].end;
+			/* one sentence, or its dated clauses one by one */
+			while (b < e0 && c->n_s < MAX_SENTS) {
+				size_t next = e0, e = date_clause(tx, b, e0, &next), j;
+
+				for (j = b; j < e && !is_wordc((unsigned char)tx[j]); j++)
+					;
+				if (j < e) {
+					if (c->n_s == cap) {
+						size_t nc = cap ? cap * 2 : 64;
+						struct sent *ns2 = realloc(c->s, nc * sizeof(*ns2));
+						if (!ns2) {
+							rc = HARK_ERR_NOMEM;
+							goto out;
+						}
+						c->s = ns2;
+						cap = nc;
+					}
+					c->s[c->n_s].turn = t;
+					c->s[c->n_s].b = b;
+					c->s[c->n_s].e = e;
+					c->n_s++;
 				}
-				c->s = ns2;
-				cap = nc;
+				b = e < e0 ? next : e0;
 			}
-			c->s[c->n_s].turn = t;
-			c->s[c->n_s].b = b;
-			c->s[c->n_s].e = e;
-			c->n_s++;
 		}
 	}
 out:

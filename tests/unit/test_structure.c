@@ -403,6 +403,27 @@ static void test_timeline_order(void **state)
 	assert_true(b->order < c->order);
 	hark_diagram_clear(&d);
 	free(tc.buf);
+
+	/* one sentence, three dated clauses: three events, each with its own
+	 * time inside the turn */
+	assert_int_equal(build_text("We started in 2015, and in 2018 we moved to Lisbon; in March "
+				    "2020 we closed the old site, and we kept the name.",
+				    HARK_DIAGRAM_TIMELINE, &p, &d, &tc), 0);
+	check_spec(&d, tc.turns, tc.n, &p);
+	assert_int_equal(d.n_nodes, 3);
+	a = find_node(&d, "2015");
+	b = find_node(&d, "Lisbon");
+	c = find_node(&d, "old site");
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_non_null(c);
+	assert_null(strstr(a->label, "Lisbon"));
+	assert_int_equal(strncmp(b->date, "2018", 4), 0);
+	assert_int_equal(strncmp(c->date, "2020-03", 7), 0);
+	assert_true(a->order < b->order && b->order < c->order);
+	assert_true(a->span.start_s < b->span.start_s && b->span.start_s < c->span.start_s);
+	hark_diagram_clear(&d);
+	free(tc.buf);
 }
 
 static void test_sequence_order(void **state)
