@@ -51,6 +51,44 @@ void hark_visual_result_clear(struct hark_visual_result *r)
 	memset(r, 0, sizeof(*r));
 }
 
+json_t *hark_visual_result_to_json(const struct hark_visual_result *r)
+{
+	const struct hark_diagram *d;
+	json_t *j;
+	int bad = 0;
+
+	if (!r || r->n_pages == 0)
+		return NULL;
+	d = &r->pages[0];
+	j = json_object();
+	if (!j)
+		return NULL;
+	bad |= json_object_set_new(j, "type", json_string(hark_diagram_type_name(d->type)));
+	bad |= json_object_set_new(j, "requested",
+				   json_string(r->requested < 0 ? "auto"
+								: hark_diagram_type_name(r->requested)));
+	bad |= json_object_set_new(j, "detected",
+				   json_string(hark_diagram_type_name(r->scores.best)));
+	bad |= json_object_set_new(j, "confidence", json_real(r->scores.confidence));
+	bad |= json_object_set_new(j, "reason", json_string(r->scores.reason));
+	bad |= json_object_set_new(j, "method", json_string(r->used_llm ? "llm" : "offline"));
+	bad |= json_object_set_new(j, "note", json_string(r->note));
+	bad |= json_object_set_new(j, "title", json_string(d->title ? d->title : ""));
+	bad |= json_object_set_new(j, "pages", json_integer((json_int_t)r->n_pages));
+	bad |= json_object_set_new(j, "total_pages", json_integer((json_int_t)r->total_pages));
+	bad |= json_object_set_new(j, "nodes", json_integer((json_int_t)d->n_nodes));
+	bad |= json_object_set_new(j, "edges", json_integer((json_int_t)d->n_edges));
+	bad |= json_object_set_new(j, "llm_calls", json_integer(r->llm_calls));
+	bad |= json_object_set_new(j, "tokens_in", json_integer(r->tokens_in));
+	bad |= json_object_set_new(j, "tokens_out", json_integer(r->tokens_out));
+	bad |= json_object_set_new(j, "cost_usd", json_real(r->cost_usd));
+	if (bad) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
 static int canceled(const struct hark_visual_params *p)
 {
 	return p->cancel && p->cancel(p->user_data);

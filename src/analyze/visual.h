@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "analyze/chunk.h"
 #include "analyze/structure.h"
 #include "render/diagram.h"
@@ -68,5 +70,14 @@ int hark_visual_build(const struct hark_chunk_turn *turns, size_t n,
 		      char *err, size_t errlen);
 
 void hark_visual_result_clear(struct hark_visual_result *r);
+
+/*
+ * What a build decided, as a new JSON object (NULL when out of memory) for
+ * reports (`hark diagram --json`, the server's job summary): type,
+ * requested ("auto" or a type), detected, confidence, reason, method
+ * ("llm" or "offline"), note, title, pages, total_pages, nodes and edges of
+ * page 1, llm_calls, tokens_in, tokens_out, cost_usd. r must hold a page.
+ */
+json_t *hark_visual_result_to_json(const struct hark_visual_result *r);
 
 #endif /* HARK_ANALYZE_VISUAL_H */

@@ -440,29 +440,19 @@ static void report_json(const struct dopts *o, const char *stem,
 			const struct hark_visual_result *vr, json_t *files,
 			const struct hark_video_stats *vs)
 {
-	const struct hark_diagram *d = &vr->pages[0];
-	json_t *j = json_object();
+	json_t *j = json_object(), *dec = hark_visual_result_to_json(vr);
 	char *s;
 
+	if (!j || !dec) {
+		json_decref(j);
+		json_decref(dec);
+		hark_cli_error(NULL, HARK_ERR_NOMEM, NULL);
+		return;
+	}
 	json_object_set_new(j, "input", json_string(o->input));
 	json_object_set_new(j, "name", json_string(stem));
-	json_object_set_new(j, "type", json_string(hark_diagram_type_name(d->type)));
-	json_object_set_new(j, "requested",
-			    json_string(vr->requested < 0 ? "auto"
-							  : hark_diagram_type_name(vr->requested)));
-	json_object_set_new(j, "detected", json_string(hark_diagram_type_name(vr->scores.best)));
-	json_object_set_new(j, "confidence", json_real(vr->scores.confidence));
-	json_object_set_new(j, "reason", json_string(vr->scores.reason));
-	json_object_set_new(j, "method", json_string(vr->used_llm ? "llm" : "offline"));
-	json_object_set_new(j, "note", json_string(vr->note));
-	json_object_set_new(j, "pages", json_integer((json_int_t)vr->n_pages));
-	json_object_set_new(j, "total_pages", json_integer((json_int_t)vr->total_pages));
-	json_object_set_new(j, "nodes", json_integer((json_int_t)d->n_nodes));
-	json_object_set_new(j, "edges", json_integer((json_int_t)d->n_edges));
-	json_object_set_new(j, "llm_calls", json_integer(vr->llm_calls));
-	json_object_set_new(j, "tokens_in", json_integer(vr->tokens_in));
-	json_object_set_new(j, "tokens_out", json_integer(vr->tokens_out));
-	json_object_set_new(j, "cost_usd", json_real(vr->cost_usd));
+	json_object_update(j, dec);
+	json_decref(dec);
 	if (vs) {
 		json_object_set_new(j, "duration", json_real(vs->duration_s));
 		json_object_set_new(j, "frames", json_integer(vs->frames));

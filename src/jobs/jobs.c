@@ -1232,32 +1232,13 @@ out:
 static char *visual_summary(const struct run *r, const struct visual *v, int video,
 			    const struct hark_video_stats *vs)
 {
-	const struct hark_visual_result *vr = &v->vr;
-	const struct hark_diagram *d = &vr->pages[0];
-	json_t *j = json_object();
+	json_t *j = hark_visual_result_to_json(&v->vr);
 	char *s = NULL;
 	int bad = 0;
 
 	if (!j)
 		return NULL;
 	bad |= json_object_set_new(j, "kind", json_string(video ? "video" : "diagram"));
-	bad |= json_object_set_new(j, "type", json_string(hark_diagram_type_name(d->type)));
-	bad |= json_object_set_new(j, "requested",
-				   json_string(vr->requested < 0
-						       ? "auto"
-						       : hark_diagram_type_name(vr->requested)));
-	bad |= json_object_set_new(j, "detected",
-				   json_string(hark_diagram_type_name(vr->scores.best)));
-	bad |= json_object_set_new(j, "confidence", json_real(vr->scores.confidence));
-	bad |= json_object_set_new(j, "reason", json_string(vr->scores.reason));
-	bad |= json_object_set_new(j, "method", json_string(vr->used_llm ? "llm" : "offline"));
-	bad |= json_object_set_new(j, "note", json_string(vr->note));
-	bad |= json_object_set_new(j, "title", json_string(d->title ? d->title : ""));
-	bad |= json_object_set_new(j, "pages", json_integer((json_int_t)vr->n_pages));
-	bad |= json_object_set_new(j, "total_pages", json_integer((json_int_t)vr->total_pages));
-	bad |= json_object_set_new(j, "nodes", json_integer((json_int_t)d->n_nodes));
-	bad |= json_object_set_new(j, "edges", json_integer((json_int_t)d->n_edges));
-	bad |= json_object_set_new(j, "llm_calls", json_integer(vr->llm_calls));
 	bad |= json_object_set_new(j, "dark", json_boolean(r->opts.dark));
 	if (video && vs) {
 		bad |= json_object_set_new(j, "duration", json_real(vs->duration_s));
